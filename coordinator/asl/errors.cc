@@ -11,13 +11,15 @@ constexpr std::string_view kPayloadKey = "saga.asl.error";
 }  // namespace
 
 absl::Status AslError(std::string_view error, std::string_view cause) {
-  absl::Status s(absl::StatusCode::kFailedPrecondition, cause);
-  s.SetPayload(kPayloadKey, absl::Cord(error));
+  absl::Status s(absl::StatusCode::kFailedPrecondition,
+                 absl::string_view(cause.data(), cause.size()));
+  s.SetPayload(absl::string_view(kPayloadKey.data(), kPayloadKey.size()),
+               absl::Cord(absl::string_view(error.data(), error.size())));
   return s;
 }
 
 std::string ErrorName(const absl::Status& s) {
-  auto p = s.GetPayload(kPayloadKey);
+  auto p = s.GetPayload(absl::string_view(kPayloadKey.data(), kPayloadKey.size()));
   if (!p.has_value()) return std::string(kStatesRuntime);
   return std::string(*p);
 }

@@ -180,6 +180,49 @@ static void AppendDouble(double d, std::string* out) {
   if (s.find_first_of(".eEn") == std::string_view::npos) out->append(".0");
 }
 
+static size_t QuotedSize(const std::string& s) {
+  size_t n = 2;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      ++n;
+    } else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' ||
+               c == '\f') {
+      n += 2;
+    } else {
+      n += 6;
+    }
+  }
+  return n;
+}
+
+size_t SerializedSize(const Value& v) {
+  switch (v.type()) {
+    case Type::kNull:
+      return 4;
+    case Type::kBool:
+      return v.as_bool() ? 4 : 5;
+    case Type::kInt:
+    case Type::kDouble:
+      return FormatNumber(v).size();
+    case Type::kString:
+      return QuotedSize(v.as_string());
+    case Type::kArray: {
+      const Array& a = v.as_array();
+      size_t n = 2 + (a.empty() ? 0 : a.size() - 1);
+      for (const auto& e : a) n += SerializedSize(e);
+      return n;
+    }
+    case Type::kObject: {
+      const Object& o = v.as_object();
+      size_t n = 2 + (o.empty() ? 0 : o.size() - 1);
+      for (const auto& m : o) n += QuotedSize(m.first) + 1 + SerializedSize(m.second);
+      return n;
+    }
+  }
+  return 0;
+}
+
 std::string FormatNumber(const Value& v) {
   std::string out;
   if (v.is_int()) {

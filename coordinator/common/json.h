@@ -121,6 +121,9 @@ absl::StatusOr<Value> Parse(std::string_view text);
 // Appends `s` as a quoted, escaped JSON string.
 void AppendQuoted(std::string_view s, std::string* out);
 
+// Exact byte length of Dump() without building the string.
+size_t SerializedSize(const Value& v);
+
 // Formats a number the way Dump does (doubles keep a ".0" when integral).
 std::string FormatNumber(const Value& number);
 
