@@ -126,8 +126,8 @@ absl::StatusOr<json::Value> EvalNode(const PayloadTemplate::Node& n, const json:
       auto r = n.path.Evaluate(input, context);
       if (!r.ok()) {
         return AslError(kStatesRuntime,
-                        saga::StrCat("The JsonPath argument for the field '", n.field,
-                                     "' could not be found in the input '",
+                        saga::StrCat("The JSONPath '", n.path.text(), "' specified for the field '",
+                                     n.field, "' could not be found in the input '",
                                      n.path.is_context() ? context.Dump() : input.Dump(), "'"));
       }
       return r;

@@ -20,6 +20,14 @@ using asl::StateType;
 struct Failure {
   std::optional<std::string> error;
   std::optional<std::string> cause;
+  // A heartbeat timeout is reported as States.Timeout (as AWS records it)
+  // but also matches ErrorEquals "States.HeartbeatTimeout".
+  bool heartbeat = false;
+
+  bool Matches(std::string_view pattern) const {
+    if (heartbeat && pattern == asl::kStatesHeartbeatTimeout) return true;
+    return asl::ErrorMatches(pattern, error.value_or(""));
+  }
 
   static Failure From(const absl::Status& s) {
     return Failure{asl::ErrorName(s), asl::ErrorCause(s)};
@@ -200,9 +208,8 @@ class Decider {
 
   absl::Status Handle(const TaskTimedOutCommand& c) {
     ASSIGN_OR_RETURN(Frame * f, TaskFrame(c.task_id));
-    Failure fl = Failure::Of(c.heartbeat ? asl::kStatesHeartbeatTimeout : asl::kStatesTimeout,
-                             c.heartbeat ? "The task did not send a heartbeat in time."
-                                         : "The task did not complete in time.");
+    // AWS reports both kinds as States.Timeout without a cause.
+    Failure fl{std::string(asl::kStatesTimeout), std::nullopt, c.heartbeat};
     if (IsCompensation(*f)) return CompensationFailed(f, fl, true);
     json::Value d = Details("taskId", json::Value(c.task_id));
     fl.AddTo(&d);
@@ -303,7 +310,12 @@ class Decider {
     json::Object state;
     state.emplace_back("EnteredTime", json::Value(FormatTimestamp(f.entered_us)));
     state.emplace_back("Name", json::Value(f.state >= 0 ? f.current().name : std::string()));
-    state.emplace_back("RetryCount", json::Value(f.retry_count));
+    // As AWS: only states that can retry expose State.RetryCount.
+    if (f.state >= 0 && (f.current().type == StateType::kTask ||
+                         f.current().type == StateType::kParallel ||
+                         f.current().type == StateType::kMap)) {
+      state.emplace_back("RetryCount", json::Value(f.retry_count));
+    }
     json::Object sm;
     sm.emplace_back("Id", json::Value(s_->info.state_machine_id));
     sm.emplace_back("Name", json::Value(s_->info.state_machine_name));
@@ -331,9 +343,9 @@ class Decider {
 
   static absl::Status NotFoundPath(std::string_view field, const asl::JsonPath& p,
                                    const absl::Status& s) {
+    (void)field;
     return asl::AslError(asl::kStatesRuntime,
-                         saga::StrCat("Invalid path '", p.text(), "' in ", field, ": ",
-                                      s.message()));
+                         saga::StrCat("Invalid path '", p.text(), "' : ", s.message()));
   }
 
   absl::StatusOr<json::Value> InputPath(const Frame& f, const json::Value& raw) {
@@ -448,14 +460,30 @@ class Decider {
     if (st.timestamp_micros) return std::max(now_, *st.timestamp_micros);
     if (st.seconds_path) {
       auto v = st.seconds_path->Evaluate(in, ContextFor(f));
-      if (!v.ok()) return NotFoundPath("SecondsPath", *st.seconds_path, v.status());
-      if (!v->is_number() || v->as_double() < 0 || v->as_double() > 99999999) {
+      const std::string where = st.seconds_path->text();
+      if (!v.ok()) {
+        return asl::AslError(
+            asl::kStatesRuntime,
+            saga::StrCat("The SecondsPath parameter does not reference an input value: ", where));
+      }
+      if (v->is_number() && !v->is_integral()) {
+        return asl::AslError(asl::kStatesRuntime,
+                             saga::StrCat("The SecondsPath parameter cannot be parsed as a long "
+                                          "value: ",
+                                          where, " == ", v->Dump()));
+      }
+      if (!v->is_number()) {
         return asl::AslError(asl::kStatesRuntime,
                              saga::StrCat("The SecondsPath parameter does not reference a valid "
-                                          "non-negative integer: ",
-                                          v->Dump()));
+                                          "integer value: ",
+                                          where, " == ", v->Dump()));
       }
-      return now_ + static_cast<int64_t>(std::floor(v->as_double()) * 1e6);
+      if (v->as_double() < 0) {
+        return asl::AslError(asl::kStatesRuntime,
+                             saga::StrCat("The SecondsPath parameter references a negative value: ",
+                                          where, " == ", v->Dump()));
+      }
+      return now_ + static_cast<int64_t>(v->as_double() * 1e6);
     }
     if (st.timestamp_path) {
       auto v = st.timestamp_path->Evaluate(in, ContextFor(f));
@@ -466,7 +494,8 @@ class Decider {
         return asl::AslError(asl::kStatesRuntime,
                              saga::StrCat("The TimestampPath parameter does not reference a valid "
                                           "ISO-8601 extended offset date-time format string: ",
-                                          v->Dump()));
+                                          st.timestamp_path->text(), " == ",
+                                          v->is_string() ? v->as_string() : v->Dump()));
       }
       return std::max(now_, *t);
     }
@@ -806,11 +835,10 @@ class Decider {
   absl::Status HandleStateError(int32_t fid, const Failure& fl) {
     Frame& f = s_->frames.at(fid);
     const State& st = f.current();
-    const std::string err = fl.error.value_or("");
     for (size_t i = 0; i < st.retry.size(); ++i) {
       const asl::Retrier& r = st.retry[i];
       bool match = std::any_of(r.error_equals.begin(), r.error_equals.end(),
-                               [&](const std::string& p) { return asl::ErrorMatches(p, err); });
+                               [&](const std::string& p) { return fl.Matches(p); });
       if (!match) continue;
       const int64_t attempts = f.retrier_attempts[i];
       if (attempts >= r.max_attempts) break;  // exhausted: fall through to Catch
@@ -829,7 +857,7 @@ class Decider {
     }
     for (const asl::Catcher& c : st.catchers) {
       bool match = std::any_of(c.error_equals.begin(), c.error_equals.end(),
-                               [&](const std::string& p) { return asl::ErrorMatches(p, err); });
+                               [&](const std::string& p) { return fl.Matches(p); });
       if (!match) continue;
       auto out = ResultPath(c.result_path, f.input, fl.AsCatchOutput());
       if (!out.ok()) return FailFrame(fid, Failure::From(out.status()));
