@@ -252,9 +252,9 @@ TEST(EngineTest, InfiniteLoopHitsTheHistoryLimit) {
 }
 
 TEST(EngineTest, OversizedOutputFailsWithDataLimitExceeded) {
-  // 60 copies of a 1000-number array: about 290 KB of output.
+  // 80 copies of a 1000-number array (3.9 KB each): about 313 KB of output.
   std::string params;
-  for (int i = 0; i < 60; ++i) params += saga::StrCat(i ? "," : "", "\"k", i, ".$\":\"$.big\"");
+  for (int i = 0; i < 80; ++i) params += saga::StrCat(i ? "," : "", "\"k", i, ".$\":\"$.big\"");
   std::string def = saga::StrCat(
       R"json({"StartAt":"A","States":{"A":{"Type":"Pass",
       "Parameters":{"big.$":"States.ArrayRange(1, 1000, 1)"},"Next":"B"},
