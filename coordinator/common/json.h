@@ -37,12 +37,12 @@ using Object = std::vector<Member>;
 
 class Value {
  public:
-  Value() noexcept : type_(Type::kNull) {}
-  Value(std::nullptr_t) noexcept : type_(Type::kNull) {}  // NOLINT
-  Value(bool b) noexcept : type_(Type::kBool) { b_ = b; }  // NOLINT
-  Value(int i) noexcept : type_(Type::kInt) { i_ = i; }    // NOLINT
-  Value(int64_t i) noexcept : type_(Type::kInt) { i_ = i; }  // NOLINT
-  Value(double d) noexcept : type_(Type::kDouble) { d_ = d; }  // NOLINT
+  Value() noexcept : type_(Type::kNull), i_(0) {}
+  Value(std::nullptr_t) noexcept : type_(Type::kNull), i_(0) {}  // NOLINT
+  Value(bool b) noexcept : type_(Type::kBool), i_(0) { b_ = b; }  // NOLINT
+  Value(int i) noexcept : type_(Type::kInt), i_(i) {}            // NOLINT
+  Value(int64_t i) noexcept : type_(Type::kInt), i_(i) {}        // NOLINT
+  Value(double d) noexcept : type_(Type::kDouble), d_(d) {}      // NOLINT
   Value(const char* s) : Value(std::string(s)) {}              // NOLINT
   Value(std::string_view s) : Value(std::string(s)) {}         // NOLINT
   Value(std::string s);                                        // NOLINT
