@@ -202,7 +202,10 @@ size_t SerializedSize(const Value& v) {
       return 4;
     case Type::kBool:
       return v.as_bool() ? 4 : 5;
-    case Type::kInt:
+    case Type::kInt: {
+      char buf[24];
+      return static_cast<size_t>(std::to_chars(buf, buf + sizeof(buf), v.as_int()).ptr - buf);
+    }
     case Type::kDouble:
       return FormatNumber(v).size();
     case Type::kString:
@@ -221,6 +224,35 @@ size_t SerializedSize(const Value& v) {
     }
   }
   return 0;
+}
+
+static size_t UpperBound(const Value& v) {
+  switch (v.type()) {
+    case Type::kNull:
+    case Type::kBool:
+      return 5;
+    case Type::kInt:
+      return 20;
+    case Type::kDouble:
+      return 28;
+    case Type::kString:
+      return 6 * v.as_string().size() + 2;
+    case Type::kArray: {
+      size_t n = 2 + v.as_array().size();
+      for (const auto& e : v.as_array()) n += UpperBound(e);
+      return n;
+    }
+    case Type::kObject: {
+      size_t n = 2 + v.as_object().size();
+      for (const auto& m : v.as_object()) n += 6 * m.first.size() + 3 + UpperBound(m.second);
+      return n;
+    }
+  }
+  return 0;
+}
+
+bool FitsIn(const Value& v, size_t limit) {
+  return UpperBound(v) <= limit || SerializedSize(v) <= limit;
 }
 
 std::string FormatNumber(const Value& v) {

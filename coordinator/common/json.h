@@ -124,6 +124,11 @@ void AppendQuoted(std::string_view s, std::string* out);
 // Exact byte length of Dump() without building the string.
 size_t SerializedSize(const Value& v);
 
+// Whether Dump() would be at most `limit` bytes. Cheap for values far below
+// the limit: it first walks a fast upper bound and computes the exact size
+// only when that bound exceeds the limit.
+bool FitsIn(const Value& v, size_t limit);
+
 // Formats a number the way Dump does (doubles keep a ".0" when integral).
 std::string FormatNumber(const Value& number);
 

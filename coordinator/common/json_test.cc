@@ -91,6 +91,18 @@ TEST(JsonTest, SerializedSizeMatchesDump) {
   }
 }
 
+TEST(JsonTest, FitsInAgreesWithSerializedSize) {
+  Value small = P(R"({"a":[1,2.5,"x"],"b":null})");
+  size_t n = small.Dump().size();
+  EXPECT_TRUE(FitsIn(small, n));
+  EXPECT_FALSE(FitsIn(small, n - 1));
+  Value big(std::string(300000, 'a'));
+  EXPECT_FALSE(FitsIn(big, 262144));
+  Value escaped(std::string(50000, '\n'));  // 100,002 bytes once escaped
+  EXPECT_TRUE(FitsIn(escaped, 262144));
+  EXPECT_FALSE(FitsIn(escaped, 100001));
+}
+
 TEST(JsonTest, PrettyPrintsNested) {
   EXPECT_EQ(P(R"({"a":[1,2],"b":{}})").Pretty(), "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {}\n}");
 }

@@ -131,7 +131,7 @@ class Decider {
     if (s_->status != ExecutionStatus::kPending) {
       return absl::FailedPreconditionError("execution already started");
     }
-    if (json::SerializedSize(c.input) > asl::kMaxPayloadBytes) {
+    if (!json::FitsIn(c.input, asl::kMaxPayloadBytes)) {
       return absl::InvalidArgumentError(saga::StrCat(
           "input: the execution input is larger than ", asl::kMaxPayloadBytes, " bytes"));
     }
@@ -186,7 +186,7 @@ class Decider {
     json::Value d = Details("taskId", json::Value(c.task_id));
     d.Set("output", c.output);
     RETURN_IF_ERROR(Emit(EventType::kActivitySucceeded, f->id, st.name, std::move(d)));
-    if (json::SerializedSize(c.output) > asl::kMaxPayloadBytes) {
+    if (!json::FitsIn(c.output, asl::kMaxPayloadBytes)) {
       return HandleStateError(
           f->id, Failure::Of(asl::kStatesDataLimitExceeded,
                              saga::StrCat("The state/task '", st.name,
@@ -610,7 +610,7 @@ class Decider {
         heartbeat = *t;
       }
     }
-    if (json::SerializedSize(*eff) > asl::kMaxPayloadBytes) {
+    if (!json::FitsIn(*eff, asl::kMaxPayloadBytes)) {
       return HandleStateError(
           f.id, Failure::Of(asl::kStatesDataLimitExceeded,
                             saga::StrCat("The state/task '", st.name,
@@ -811,7 +811,10 @@ class Decider {
   }
 
   absl::Status CheckSize(const Frame& f, const json::Value& out) {
-    if (json::SerializedSize(out) <= asl::kMaxPayloadBytes) return absl::OkStatus();
+    // An output that is the state's own input node was checked when it was made.
+    if (out.SharesNodeWith(f.input) || json::FitsIn(out, asl::kMaxPayloadBytes)) {
+      return absl::OkStatus();
+    }
     return asl::AslError(asl::kStatesDataLimitExceeded,
                          saga::StrCat("The state/task '", f.current().name,
                                       "' returned a result with a size exceeding the maximum "
