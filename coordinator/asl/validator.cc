@@ -128,8 +128,10 @@ std::string DescribeChar(int32_t cp) {
   return Cat("'", std::string(1, static_cast<char>(cp)), "'");
 }
 
-// `allow_space`: state names may contain the plain space (U+0020), as in the
-// spec's own "Hello World" example and AWS console-generated names.
+// `allow_space` (state names): Step Functions forbids characters only in the
+// names of state machines, executions and activities; a state name is any
+// 1-80 characters without control characters ("Done?" and "Lambda Invoke"
+// are valid state names).
 std::string CheckNameImpl(std::string_view name, bool allow_space) {
   if (name.empty()) return "name must not be empty";
   size_t chars = 0;
@@ -138,8 +140,12 @@ std::string CheckNameImpl(std::string_view name, bool allow_space) {
     int32_t cp = NextCodePoint(name, &i);
     if (cp < 0) return "name is not valid UTF-8";
     ++chars;
-    if (cp == ' ' && allow_space) continue;
-    bool bad = cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || IsUnicodeWhitespace(cp);
+    bool bad = cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
+    if (allow_space) {
+      if (bad) return Cat("name must not contain ", DescribeChar(cp));
+      continue;
+    }
+    bad = bad || IsUnicodeWhitespace(cp);
     if (!bad && cp < 0x80) {
       static constexpr std::string_view kForbidden = "<>{}[]?*\"#%\\^|~`$&,;:/";
       bad = kForbidden.find(static_cast<char>(cp)) != std::string_view::npos;

@@ -171,9 +171,10 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
       f.retrier_attempts.assign(st->retry.size(), 0);
       f.compensation_plan.clear();
       f.compensation_report = json::Value();
-      if (e.type == EventType::kWaitStateEntered) {
+      // A Wait whose duration could not be computed has no timer; a failure
+      // event follows.
+      if (e.type == EventType::kWaitStateEntered && IntField(d, "timerId") != 0) {
         int64_t t = IntField(d, "timerId");
-        if (t == 0) return Corrupt(e, "Wait without timer");
         f.phase = Phase::kWait;
         f.timer_id = t;
         s->open_timers[t] = f.id;
