@@ -39,11 +39,13 @@ struct Failure {
     if (error) details->Set("error", json::Value(*error));
     if (cause) details->Set("cause", json::Value(*cause));
   }
-  // {"Error": ..., "Cause": ...} as a Catch places it at ResultPath.
+  // {"Error": ..., "Cause": ...} as a Catch places it at ResultPath. AWS
+  // leaves out a field it does not have (a timeout is {"Error":
+  // "States.Timeout"}), so do we.
   json::Value AsCatchOutput() const {
     json::Object o;
-    o.emplace_back("Error", error ? json::Value(*error) : json::Value());
-    o.emplace_back("Cause", cause ? json::Value(*cause) : json::Value());
+    if (error) o.emplace_back("Error", json::Value(*error));
+    if (cause) o.emplace_back("Cause", json::Value(*cause));
     return json::Value(std::move(o));
   }
 };

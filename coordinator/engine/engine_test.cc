@@ -133,6 +133,18 @@ TEST(EngineTest, RetriersCountSeparatelyAndExhaustedRetrierFallsToCatch) {
   EXPECT_EQ(r.output, J(R"({"Error":"A","Cause":"again"})"));
 }
 
+TEST(EngineTest, CatchOutputLeavesOutAMissingCause) {
+  ExecutionState st;
+  st.machine = Machine(R"({"StartAt":"T","States":{
+      "T":{"Type":"Task","Resource":"r","TimeoutSeconds":5,
+           "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.err","Next":"H"}],"End":true},
+      "H":{"Type":"Pass","End":true}}})");
+  auto d = Process(&st, StartCommand{J(R"({"a":1})"), {}}, kT0, 1);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(Process(&st, TaskTimedOutCommand{d->tasks[0].task_id, false}, kT0 + 5, 2).ok());
+  EXPECT_EQ(st.output, J(R"({"a":1,"err":{"Error":"States.Timeout"}})"));
+}
+
 TEST(EngineTest, MaxAttemptsZeroNeverRetries) {
   auto r = RunDef(R"({"StartAt":"T","States":{"T":{"Type":"Task","Resource":"r",
       "Retry":[{"ErrorEquals":["States.ALL"],"MaxAttempts":0}],"End":true}}})",
