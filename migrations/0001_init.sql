@@ -83,3 +83,9 @@ CREATE TABLE timers (
 );
 -- "Due timers" as a range scan.
 CREATE INDEX timers_due ON timers (fire_at_us, execution_id, timer_id);
+
+-- Cluster-wide settings, e.g. the task-token HMAC secret shared by replicas.
+CREATE TABLE settings (
+  key             text        PRIMARY KEY,
+  value           text        NOT NULL
+);

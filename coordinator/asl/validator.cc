@@ -128,10 +128,10 @@ std::string DescribeChar(int32_t cp) {
   return Cat("'", std::string(1, static_cast<char>(cp)), "'");
 }
 
-// `allow_space` (state names): Step Functions forbids characters only in the
-// names of state machines, executions and activities; a state name is any
-// 1-80 characters without control characters ("Done?" and "Lambda Invoke"
-// are valid state names).
+// `allow_space` (state names): the API reference gives state names the same
+// forbidden characters as state machine and execution names, but plain
+// spaces are everywhere in real definitions ("Lambda Invoke", the spec's
+// "Hello World"), so a state name may contain U+0020.
 std::string CheckNameImpl(std::string_view name, bool allow_space) {
   if (name.empty()) return "name must not be empty";
   size_t chars = 0;
@@ -140,12 +140,8 @@ std::string CheckNameImpl(std::string_view name, bool allow_space) {
     int32_t cp = NextCodePoint(name, &i);
     if (cp < 0) return "name is not valid UTF-8";
     ++chars;
-    bool bad = cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
-    if (allow_space) {
-      if (bad) return Cat("name must not contain ", DescribeChar(cp));
-      continue;
-    }
-    bad = bad || IsUnicodeWhitespace(cp);
+    if (cp == ' ' && allow_space) continue;
+    bool bad = cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || IsUnicodeWhitespace(cp);
     if (!bad && cp < 0x80) {
       static constexpr std::string_view kForbidden = "<>{}[]?*\"#%\\^|~`$&,;:/";
       bad = kForbidden.find(static_cast<char>(cp)) != std::string_view::npos;
@@ -481,15 +477,18 @@ class Validator {
 
   // --- payload templates (Parameters, ResultSelector, ItemSelector, ...) ---
 
+  // A bad "k.$" value is reported at the template object that holds it (as
+  // AWS does: "... for the field 'k.$' ... at /States/X/Parameters"), the
+  // message naming the key; the template's own path is `root`.
   void PayloadTemplate(const Value& v, const Loc& loc, std::string_view field) {
     if (!ExpectObject(v, loc, field)) return;
-    TemplateNode(v, loc);
+    TemplateNode(v, loc, loc);
   }
 
-  void TemplateNode(const Value& v, const Loc& loc) {
+  void TemplateNode(const Value& v, const Loc& loc, const Loc& root) {
     if (v.is_array()) {
       const json::Array& a = v.as_array();
-      for (size_t i = 0; i < a.size(); ++i) TemplateNode(a[i], loc.Index(i));
+      for (size_t i = 0; i < a.size(); ++i) TemplateNode(a[i], loc.Index(i), root);
       return;
     }
     if (!v.is_object()) return;
@@ -508,11 +507,11 @@ class Validator {
                      name, "'"));
       }
       if (!dynamic) {
-        TemplateNode(val, l);
+        TemplateNode(val, l, root);
         continue;
       }
       if (!val.is_string()) {
-        Error(l, Cat("Field '", key,
+        Error(root, Cat("Field '", key,
                      "' ends in \".$\", so its value must be a JSONPath or intrinsic "
                      "function string, not ",
                      TypeOf(val)));
@@ -520,14 +519,14 @@ class Validator {
       }
       const std::string& s = val.as_string();
       if (LooksLikeIntrinsic(s)) {
-        CheckIntrinsic(s, l, Cat("Field '", key, "'"));
+        CheckIntrinsic(s, root, Cat("Field '", key, "'"));
       } else if (std::string_view(s).starts_with("$")) {
         absl::StatusOr<JsonPath> p = JsonPath::Parse(s);
         if (!p.ok()) {
-          Error(l, Cat("Field '", key, "' is not a valid JSONPath: ", p.status().message()));
+          Error(root, Cat("Field '", key, "' is not a valid JSONPath: ", p.status().message()));
         }
       } else {
-        Error(l, Cat("Field '", key, "' ends in \".$\" but its value \"", s,
+        Error(root, Cat("Field '", key, "' ends in \".$\" but its value \"", s,
                      "\" is not a JSONPath or intrinsic function"));
       }
     }

@@ -1,0 +1,197 @@
+#include "coordinator/api/service.h"
+
+#include "coordinator/engine/events.h"
+
+namespace saga::api {
+namespace {
+
+std::string Ts(int64_t us) { return engine::FormatTimestamp(us); }
+
+v1::StateMachineType TypeOf(int t) { return t == 2 ? v1::EXPRESS : v1::STANDARD; }
+
+void FillStateMachine(const storage::StateMachineRecord& r, v1::StateMachine* out) {
+  out->set_state_machine_arn(runtime::Coordinator::StateMachineArn(r.name));
+  out->set_name(r.name);
+  out->set_type(TypeOf(r.type));
+  out->set_definition(r.definition);
+  out->set_revision(r.revision);
+  out->set_creation_date(Ts(r.created_us));
+  out->set_update_date(Ts(r.updated_us));
+}
+
+void FillExecution(const storage::ExecutionRecord& r, v1::Execution* out) {
+  out->set_execution_arn(runtime::Coordinator::ExecutionArn(r.state_machine, r.name));
+  out->set_state_machine_arn(runtime::Coordinator::StateMachineArn(r.state_machine));
+  out->set_state_machine(r.state_machine);
+  out->set_revision(r.revision);
+  out->set_name(r.name);
+  out->set_status(static_cast<v1::ExecutionStatus>(r.status));
+  out->set_input(r.input);
+  if (r.output) out->set_output(*r.output);
+  if (r.error) out->set_error(*r.error);
+  if (r.cause) out->set_cause(*r.cause);
+  out->set_start_date(Ts(r.start_us));
+  if (r.stop_us) out->set_stop_date(Ts(*r.stop_us));
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+grpc::Status SagaService::CreateStateMachine(grpc::ServerContext*,
+                                             const v1::CreateStateMachineRequest* req,
+                                             v1::CreateStateMachineResponse* resp) {
+  auto r = c_->CreateStateMachine(req->name(), req->definition(), static_cast<int>(req->type()));
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_state_machine_arn(runtime::Coordinator::StateMachineArn(r->name));
+  resp->set_revision(r->revision);
+  resp->set_creation_date(Ts(r->created_us));
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::UpdateStateMachine(grpc::ServerContext*,
+                                             const v1::UpdateStateMachineRequest* req,
+                                             v1::UpdateStateMachineResponse* resp) {
+  auto r = c_->UpdateStateMachine(req->name(), req->definition());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_revision(r->revision);
+  resp->set_update_date(Ts(r->updated_us));
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::DescribeStateMachine(grpc::ServerContext*,
+                                               const v1::DescribeStateMachineRequest* req,
+                                               v1::StateMachine* resp) {
+  auto r = c_->DescribeStateMachine(req->name(), req->revision());
+  if (!r.ok()) return ToGrpc(r.status());
+  FillStateMachine(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::ListStateMachines(grpc::ServerContext*,
+                                            const v1::ListStateMachinesRequest* req,
+                                            v1::ListStateMachinesResponse* resp) {
+  int limit = req->max_results() <= 0 ? 100 : std::min(req->max_results(), 1000);
+  auto r = c_->ListStateMachines(req->next_token(), limit);
+  if (!r.ok()) return ToGrpc(r.status());
+  for (const auto& m : *r) FillStateMachine(m, resp->add_state_machines());
+  if (static_cast<int>(r->size()) == limit) resp->set_next_token(r->back().name);
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::DeleteStateMachine(grpc::ServerContext*,
+                                             const v1::DeleteStateMachineRequest* req,
+                                             v1::DeleteStateMachineResponse*) {
+  return ToGrpc(c_->DeleteStateMachine(req->name()));
+}
+
+grpc::Status SagaService::ValidateStateMachineDefinition(
+    grpc::ServerContext*, const v1::ValidateStateMachineDefinitionRequest* req,
+    v1::ValidateStateMachineDefinitionResponse* resp) {
+  auto errors = runtime::Coordinator::Validate(req->definition());
+  resp->set_valid(errors.empty());
+  for (const auto& e : errors) {
+    auto* out = resp->add_errors();
+    out->set_path(e.path);
+    out->set_message(e.message);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::StartExecution(grpc::ServerContext*,
+                                         const v1::StartExecutionRequest* req,
+                                         v1::StartExecutionResponse* resp) {
+  auto r = c_->StartExecution(req->state_machine(), req->name(), req->input());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_execution_arn(runtime::Coordinator::ExecutionArn(r->state_machine, r->name));
+  resp->set_start_date(Ts(r->start_us));
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::DescribeExecution(grpc::ServerContext*,
+                                            const v1::DescribeExecutionRequest* req,
+                                            v1::Execution* resp) {
+  auto r = c_->DescribeExecution(req->execution_arn());
+  if (!r.ok()) return ToGrpc(r.status());
+  FillExecution(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::ListExecutions(grpc::ServerContext*,
+                                         const v1::ListExecutionsRequest* req,
+                                         v1::ListExecutionsResponse* resp) {
+  std::string next;
+  auto r = c_->ListExecutions(req->state_machine(), static_cast<int>(req->status_filter()),
+                              req->next_token(), req->max_results(), &next);
+  if (!r.ok()) return ToGrpc(r.status());
+  for (const auto& e : *r) FillExecution(e, resp->add_executions());
+  resp->set_next_token(next);
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::GetExecutionHistory(grpc::ServerContext*,
+                                              const v1::GetExecutionHistoryRequest* req,
+                                              v1::GetExecutionHistoryResponse* resp) {
+  std::string next;
+  auto r = c_->GetExecutionHistory(req->execution_arn(), req->next_token(), req->max_results(),
+                                   req->reverse_order(), &next);
+  if (!r.ok()) return ToGrpc(r.status());
+  for (const auto& e : *r) {
+    auto* out = resp->add_events();
+    out->set_id(e.id);
+    out->set_previous_event_id(e.id - 1);
+    out->set_timestamp(Ts(e.timestamp_us));
+    out->set_type(std::string(engine::EventTypeName(e.type)));
+    out->set_state_name(e.state_name);
+    out->set_details(e.details.Dump());
+  }
+  resp->set_next_token(next);
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::StopExecution(grpc::ServerContext*, const v1::StopExecutionRequest* req,
+                                        v1::StopExecutionResponse* resp) {
+  auto r = c_->StopExecution(req->execution_arn(), req->error(), req->cause());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_stop_date(Ts(*r));
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::GetActivityTask(grpc::ServerContext* ctx,
+                                          const v1::GetActivityTaskRequest* req,
+                                          v1::GetActivityTaskResponse* resp) {
+  auto r = c_->GetActivityTask(req->activity(), req->worker_name(), req->wait_seconds() * 1000,
+                               [ctx] { return ctx->IsCancelled(); });
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_task_token(r->task_token);
+  resp->set_input(r->input);
+  resp->set_execution_arn(r->execution_arn);
+  resp->set_state_name(r->state_name);
+  resp->set_attempt(r->attempt);
+  resp->set_timeout_seconds(static_cast<int32_t>(r->timeout_seconds.value_or(0)));
+  resp->set_heartbeat_seconds(static_cast<int32_t>(r->heartbeat_seconds.value_or(0)));
+  return grpc::Status::OK;
+}
+
+grpc::Status SagaService::SendTaskSuccess(grpc::ServerContext*,
+                                          const v1::SendTaskSuccessRequest* req,
+                                          v1::SendTaskSuccessResponse*) {
+  return ToGrpc(c_->SendTaskSuccess(req->task_token(), req->output()));
+}
+
+grpc::Status SagaService::SendTaskFailure(grpc::ServerContext*,
+                                          const v1::SendTaskFailureRequest* req,
+                                          v1::SendTaskFailureResponse*) {
+  return ToGrpc(c_->SendTaskFailure(req->task_token(), req->error(), req->cause()));
+}
+
+grpc::Status SagaService::SendTaskHeartbeat(grpc::ServerContext*,
+                                            const v1::SendTaskHeartbeatRequest* req,
+                                            v1::SendTaskHeartbeatResponse*) {
+  return ToGrpc(c_->SendTaskHeartbeat(req->task_token()));
+}
+
+}  // namespace saga::api

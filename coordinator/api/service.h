@@ -1,0 +1,56 @@
+// The gRPC boundary: translates saga.v1 requests to Coordinator calls and
+// absl::Status to grpc::Status (same code, same message). No logic here.
+// Thread safety: as Coordinator.
+#ifndef SAGA_COORDINATOR_API_SERVICE_H_
+#define SAGA_COORDINATOR_API_SERVICE_H_
+
+#include "coordinator/runtime/coordinator.h"
+#include "saga/v1/saga.grpc.pb.h"
+
+namespace saga::api {
+
+grpc::Status ToGrpc(const absl::Status& s);
+
+class SagaService final : public saga::v1::SagaCoordinator::Service {
+ public:
+  explicit SagaService(runtime::Coordinator* c) : c_(c) {}
+
+  grpc::Status CreateStateMachine(grpc::ServerContext*, const v1::CreateStateMachineRequest*,
+                                  v1::CreateStateMachineResponse*) override;
+  grpc::Status UpdateStateMachine(grpc::ServerContext*, const v1::UpdateStateMachineRequest*,
+                                  v1::UpdateStateMachineResponse*) override;
+  grpc::Status DescribeStateMachine(grpc::ServerContext*, const v1::DescribeStateMachineRequest*,
+                                    v1::StateMachine*) override;
+  grpc::Status ListStateMachines(grpc::ServerContext*, const v1::ListStateMachinesRequest*,
+                                 v1::ListStateMachinesResponse*) override;
+  grpc::Status DeleteStateMachine(grpc::ServerContext*, const v1::DeleteStateMachineRequest*,
+                                  v1::DeleteStateMachineResponse*) override;
+  grpc::Status ValidateStateMachineDefinition(grpc::ServerContext*,
+                                              const v1::ValidateStateMachineDefinitionRequest*,
+                                              v1::ValidateStateMachineDefinitionResponse*) override;
+  grpc::Status StartExecution(grpc::ServerContext*, const v1::StartExecutionRequest*,
+                              v1::StartExecutionResponse*) override;
+  grpc::Status DescribeExecution(grpc::ServerContext*, const v1::DescribeExecutionRequest*,
+                                 v1::Execution*) override;
+  grpc::Status ListExecutions(grpc::ServerContext*, const v1::ListExecutionsRequest*,
+                              v1::ListExecutionsResponse*) override;
+  grpc::Status GetExecutionHistory(grpc::ServerContext*, const v1::GetExecutionHistoryRequest*,
+                                   v1::GetExecutionHistoryResponse*) override;
+  grpc::Status StopExecution(grpc::ServerContext*, const v1::StopExecutionRequest*,
+                             v1::StopExecutionResponse*) override;
+  grpc::Status GetActivityTask(grpc::ServerContext*, const v1::GetActivityTaskRequest*,
+                               v1::GetActivityTaskResponse*) override;
+  grpc::Status SendTaskSuccess(grpc::ServerContext*, const v1::SendTaskSuccessRequest*,
+                               v1::SendTaskSuccessResponse*) override;
+  grpc::Status SendTaskFailure(grpc::ServerContext*, const v1::SendTaskFailureRequest*,
+                               v1::SendTaskFailureResponse*) override;
+  grpc::Status SendTaskHeartbeat(grpc::ServerContext*, const v1::SendTaskHeartbeatRequest*,
+                                 v1::SendTaskHeartbeatResponse*) override;
+
+ private:
+  runtime::Coordinator* c_;
+};
+
+}  // namespace saga::api
+
+#endif  // SAGA_COORDINATOR_API_SERVICE_H_

@@ -1,0 +1,825 @@
+#include "coordinator/runtime/coordinator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "absl/time/clock.h"
+#include "coordinator/asl/errors.h"
+#include "coordinator/common/json.h"
+#include "coordinator/common/strings.h"
+
+namespace saga::runtime {
+namespace {
+
+using engine::ExecutionStatus;
+using storage::ExecutionRecord;
+
+constexpr char kExecutionArnPrefix[] = "arn:saga:states:::execution:";
+constexpr char kStateMachineArnPrefix[] = "arn:saga:states:::stateMachine:";
+constexpr int kMaxAttempts = 5;  // retries of a transition that hit a conflict
+
+int64_t NowUs() { return absl::ToUnixMicros(absl::Now()); }
+
+uint64_t NextSeed() {
+  static std::atomic<uint64_t> counter{std::random_device{}() * 0x9E3779B97F4A7C15ULL};
+  return Rng(counter.fetch_add(1)).Next();
+}
+
+std::string NewUuid() {
+  Rng rng(NextSeed());
+  uint64_t a = rng.Next(), b = rng.Next();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
+  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    uint8_t byte = static_cast<uint8_t>((i < 8 ? a >> (56 - 8 * i) : b >> (56 - 8 * (i - 8))) & 0xFF);
+    s.push_back(kHex[byte >> 4]);
+    s.push_back(kHex[byte & 15]);
+  }
+  return s;
+}
+
+bool LooksLikeUuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash != (s[i] == '-')) return false;
+    if (!dash && !isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+int StatusCode(ExecutionStatus s) {
+  switch (s) {
+    case ExecutionStatus::kSucceeded:
+      return 2;
+    case ExecutionStatus::kFailed:
+      return 3;
+    case ExecutionStatus::kTimedOut:
+      return 4;
+    case ExecutionStatus::kAborted:
+      return 5;
+    default:
+      return 1;
+  }
+}
+
+std::string StripArn(const std::string& name_or_arn) {
+  if (name_or_arn.rfind(kStateMachineArnPrefix, 0) == 0) {
+    return name_or_arn.substr(sizeof(kStateMachineArnPrefix) - 1);
+  }
+  return name_or_arn;
+}
+
+bool Retryable(const absl::Status& s) { return s.code() == absl::StatusCode::kAborted; }
+
+}  // namespace
+
+std::string Coordinator::ExecutionArn(const std::string& state_machine, const std::string& name) {
+  return saga::StrCat(kExecutionArnPrefix, state_machine, ":", name);
+}
+std::string Coordinator::StateMachineArn(const std::string& name) {
+  return saga::StrCat(kStateMachineArnPrefix, name);
+}
+
+Coordinator::Coordinator(storage::PgStore* store, CoordinatorOptions options)
+    : store_(store), options_(std::move(options)), tokens_(options_.token_secret) {}
+
+Coordinator::~Coordinator() { Shutdown(); }
+
+void Coordinator::Start() {
+  if (!options_.run_background) return;
+  timer_thread_ = std::thread([this] { TimerLoop(); });
+  listen_thread_ = std::thread([this] { ListenLoop(); });
+}
+
+void Coordinator::Shutdown() {
+  {
+    std::lock_guard<std::mutex> g(wake_mu_);
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  if (timer_thread_.joinable()) timer_thread_.join();
+  if (listen_thread_.joinable()) listen_thread_.join();
+}
+
+engine::EngineOptions Coordinator::EngineOpts(const std::string& execution_id) const {
+  engine::EngineOptions o;
+  o.task_token = [this, execution_id](const engine::ExecutionState&, int64_t task_id) {
+    return tokens_.Encode(TaskRef{execution_id, task_id});
+  };
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// State machines
+
+std::vector<asl::ValidationError> Coordinator::Validate(const std::string& definition) {
+  return asl::ValidateText(definition);
+}
+
+namespace {
+
+absl::Status DefinitionError(const std::vector<asl::ValidationError>& errors) {
+  json::Array arr;
+  for (const auto& e : errors) {
+    json::Object o;
+    o.emplace_back("path", json::Value(e.path));
+    o.emplace_back("message", json::Value(e.message));
+    arr.push_back(json::Value(std::move(o)));
+  }
+  return absl::InvalidArgumentError(json::Value(std::move(arr)).Dump());
+}
+
+absl::Status CheckNameField(const std::string& field, const std::string& name) {
+  std::string why = asl::CheckName(name);
+  if (why.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(saga::StrCat(field, ": ", why));
+}
+
+}  // namespace
+
+absl::StatusOr<storage::StateMachineRecord> Coordinator::CreateStateMachine(
+    const std::string& name, const std::string& definition, int type) {
+  if (absl::Status s = CheckNameField("name", name); !s.ok()) return s;
+  if (type == 2) {
+    return absl::UnimplementedError(
+        "type: EXPRESS state machines are not supported yet; create a STANDARD one");
+  }
+  if (type != 0 && type != 1) return absl::InvalidArgumentError("type: unknown state machine type");
+  auto errors = Validate(definition);
+  if (!errors.empty()) return DefinitionError(errors);
+  return store_->CreateStateMachine(name, 1, definition, NowUs());
+}
+
+absl::StatusOr<storage::StateMachineRecord> Coordinator::UpdateStateMachine(
+    const std::string& name, const std::string& definition) {
+  const std::string n = StripArn(name);
+  if (absl::Status s = CheckNameField("name", n); !s.ok()) return s;
+  auto errors = Validate(definition);
+  if (!errors.empty()) return DefinitionError(errors);
+  return store_->UpdateStateMachine(n, definition, NowUs());
+}
+
+absl::StatusOr<storage::StateMachineRecord> Coordinator::DescribeStateMachine(
+    const std::string& name_or_arn, int revision) {
+  if (revision < 0) return absl::InvalidArgumentError("revision: must not be negative");
+  const std::string n = StripArn(name_or_arn);
+  if (n.empty()) return absl::InvalidArgumentError("name: must not be empty");
+  return store_->GetStateMachine(n, revision);
+}
+
+absl::StatusOr<std::vector<storage::StateMachineRecord>> Coordinator::ListStateMachines(
+    const std::string& after, int limit) {
+  return store_->ListStateMachines(after, std::clamp(limit <= 0 ? 100 : limit, 1, 1000));
+}
+
+absl::Status Coordinator::DeleteStateMachine(const std::string& name_or_arn) {
+  const std::string n = StripArn(name_or_arn);
+  if (n.empty()) return absl::InvalidArgumentError("name: must not be empty");
+  return store_->DeleteStateMachine(n);
+}
+
+absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Coordinator::Machine(
+    const std::string& name, int revision, const std::string& definition) {
+  {
+    std::lock_guard<std::mutex> g(cache_mu_);
+    auto it = machines_.find({name, revision});
+    if (it != machines_.end()) return it->second;
+  }
+  std::string text = definition;
+  if (text.empty()) {
+    auto rec = store_->GetRevision(name, revision);
+    if (!rec.ok()) return rec.status();
+    text = rec->definition;
+  }
+  auto m = asl::CompileText(text);
+  if (!m.ok()) {
+    return absl::InternalError(
+        saga::StrCat("stored definition of ", name, " revision ", revision, " does not compile"));
+  }
+  std::lock_guard<std::mutex> g(cache_mu_);
+  machines_[{name, revision}] = *m;
+  return *m;
+}
+
+// ---------------------------------------------------------------------------
+// The transition path
+
+absl::StatusOr<std::unique_ptr<engine::ExecutionState>> Coordinator::TakeState(
+    const ExecutionRecord& row, storage::TransitionTxn& txn) {
+  {
+    std::lock_guard<std::mutex> g(cache_mu_);
+    auto it = cache_.find(row.execution_id);
+    if (it != cache_.end()) {
+      std::unique_ptr<engine::ExecutionState> st;
+      if (it->second.version == row.version) st = std::move(it->second.state);
+      lru_.erase(it->second.lru);
+      cache_.erase(it);
+      if (st) return st;
+    }
+  }
+  // Cache miss or stale (another coordinator advanced it): replay history.
+  auto machine = Machine(row.state_machine, row.revision, "");
+  if (!machine.ok()) return machine.status();
+  auto events = txn.LoadEvents(0);
+  if (!events.ok()) return events.status();
+  auto st = std::make_unique<engine::ExecutionState>();
+  st->machine = *machine;
+  for (const auto& e : *events) {
+    absl::Status s = engine::Apply(st.get(), e);
+    if (!s.ok()) return s;
+  }
+  return st;
+}
+
+void Coordinator::PutState(const std::string& id, int64_t version,
+                           std::unique_ptr<engine::ExecutionState> state) {
+  std::lock_guard<std::mutex> g(cache_mu_);
+  if (state->finished()) return;  // nothing will advance it again
+  lru_.push_front(id);
+  Cached c;
+  c.version = version;
+  c.state = std::move(state);
+  c.lru = lru_.begin();
+  cache_[id] = std::move(c);
+  while (static_cast<int>(cache_.size()) > options_.max_cached_executions) {
+    cache_.erase(lru_.back());
+    lru_.pop_back();
+  }
+}
+
+storage::Writes Coordinator::ToWrites(const std::string& execution_id,
+                                      const engine::ExecutionState& /*unused*/,
+                                      const std::map<int64_t, int32_t>& tasks_before,
+                                      const std::map<int64_t, int32_t>& timers_before,
+                                      const engine::ExecutionState& after, engine::Decision& d,
+                                      int64_t now) {
+  storage::Writes w;
+  w.events = std::move(d.events);
+  w.status = StatusCode(after.status);
+  if (after.finished()) {
+    w.stop_us = after.stop_us;
+    if (after.status == ExecutionStatus::kSucceeded) w.output = after.output.Dump();
+    if (after.has_error) w.error = after.error;
+    if (after.has_cause) w.cause = after.cause;
+  }
+  for (auto& t : d.tasks) {
+    if (!after.open_tasks.count(t.task_id)) continue;  // cancelled in the same decision
+    storage::TaskRecord r;
+    r.execution_id = execution_id;
+    r.task_id = t.task_id;
+    r.activity = t.resource;
+    r.state_name = t.state_name;
+    r.input = t.input.Dump();
+    r.attempt = t.attempt;
+    r.scheduled_us = now;
+    if (t.timeout_seconds) r.timeout_at_us = now + *t.timeout_seconds * 1000000;
+    r.heartbeat_seconds = t.heartbeat_seconds;
+    if (std::find(w.notify_activities.begin(), w.notify_activities.end(), r.activity) ==
+        w.notify_activities.end()) {
+      w.notify_activities.push_back(r.activity);
+    }
+    w.new_tasks.push_back(std::move(r));
+  }
+  for (const auto& [task, _] : tasks_before) {
+    if (!after.open_tasks.count(task)) w.deleted_tasks.push_back(task);
+  }
+  for (const auto& t : d.timers) {
+    if (after.open_timers.count(t.timer_id)) {
+      w.new_timers.push_back({execution_id, t.timer_id, t.fire_at_us});
+    }
+  }
+  for (const auto& [timer, _] : timers_before) {
+    if (!after.open_timers.count(timer)) w.deleted_timers.push_back(timer);
+  }
+  return w;
+}
+
+absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const CommandFn& make,
+                                       const ExtraFn& extra, bool skip_locked) {
+  absl::Status last;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    std::unique_ptr<engine::ExecutionState> done;
+    int64_t new_version = 0;
+    std::vector<std::string> woken;
+    bool timers = false;
+    last = store_->Transition(
+        execution_id,
+        [&](const ExecutionRecord& row, storage::TransitionTxn& txn) -> absl::StatusOr<storage::Writes> {
+          auto st = TakeState(row, txn);
+          if (!st.ok()) return st.status();
+          auto cmd = make(**st, txn);
+          if (!cmd.ok()) {
+            PutState(execution_id, row.version, *std::move(st));  // unchanged
+            return cmd.status();
+          }
+          const auto tasks_before = (*st)->open_tasks;
+          const auto timers_before = (*st)->open_timers;
+          const int64_t now = NowUs();
+          storage::Writes w;
+          if (cmd->has_value()) {
+            auto d = engine::Process(st->get(), **cmd, now, NextSeed(), EngineOpts(execution_id));
+            if (!d.ok()) {
+              if (d.status().code() == absl::StatusCode::kInternal) return d.status();
+              PutState(execution_id, row.version, *std::move(st));  // refused: unchanged
+              return d.status();
+            }
+            w = ToWrites(execution_id, **st, tasks_before, timers_before, **st, *d, now);
+          } else {
+            w.status = row.status;
+            w.stop_us = row.stop_us;
+            w.output = row.output;
+            w.error = row.error;
+            w.cause = row.cause;
+          }
+          if (extra) extra(**st, &w);
+          woken = w.notify_activities;
+          timers = !w.new_timers.empty();
+          new_version = row.version + 1;
+          done = *std::move(st);
+          return w;
+        },
+        skip_locked);
+    if (last.ok()) {
+      PutState(execution_id, new_version, std::move(done));
+      for (const auto& a : woken) WakeActivity(a);
+      if (timers) WakeTimers();
+      return last;
+    }
+    if (!Retryable(last)) return last;
+  }
+  return last;
+}
+
+// ---------------------------------------------------------------------------
+// Executions
+
+absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
+    const std::string& state_machine, const std::string& name_in, const std::string& input_in) {
+  const std::string sm = StripArn(state_machine);
+  if (sm.empty()) return absl::InvalidArgumentError("state_machine: must not be empty");
+  const std::string name = name_in.empty() ? NewUuid() : name_in;
+  if (absl::Status s = CheckNameField("name", name); !s.ok()) return s;
+  const std::string input_text = input_in.empty() ? "{}" : input_in;
+  if (input_text.size() > asl::kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(
+        saga::StrCat("input: larger than ", asl::kMaxPayloadBytes, " bytes"));
+  }
+  auto input = json::Parse(input_text);
+  if (!input.ok()) {
+    return absl::InvalidArgumentError(saga::StrCat("input: ", saga::ToStd(input.status().message())));
+  }
+  auto rec = store_->GetStateMachine(sm, 0);
+  if (!rec.ok()) {
+    if (rec.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(saga::StrCat("state_machine: state machine '", sm, "' does not exist"));
+    }
+    return rec.status();
+  }
+  auto machine = Machine(sm, rec->revision, rec->definition);
+  if (!machine.ok()) return machine.status();
+
+  const std::string id = NewUuid();
+  const int64_t now = NowUs();
+  auto st = std::make_unique<engine::ExecutionState>();
+  st->machine = *machine;
+  engine::StartCommand start;
+  start.input = *input;
+  start.info.execution_id = ExecutionArn(sm, name);
+  start.info.name = name;
+  start.info.state_machine_id = StateMachineArn(sm);
+  start.info.state_machine_name = sm;
+  start.info.role_arn = "arn:saga:iam:::role/saga-coordinator";
+  auto d = engine::Process(st.get(), start, now, NextSeed(), EngineOpts(id));
+  if (!d.ok()) return d.status();
+  storage::Writes w = ToWrites(id, *st, {}, {}, *st, *d, now);
+  ExecutionRecord row;
+  row.execution_id = id;
+  row.state_machine = sm;
+  row.name = name;
+  row.revision = rec->revision;
+  row.status = w.status;
+  row.version = 1;
+  row.start_us = now;
+  row.input = input_text;
+  absl::Status s = store_->CreateExecution(row, w);
+  if (s.code() == absl::StatusCode::kAlreadyExists) {
+    auto existing = store_->FindExecution(sm, name);
+    if (!existing.ok()) return existing.status();
+    auto existing_input = json::Parse(existing->input);
+    if (existing->status == 1 && existing_input.ok() && *existing_input == *input) {
+      return *existing;  // idempotent retry of the same start
+    }
+    return absl::AlreadyExistsError(saga::StrCat(
+        "name: execution '", name, "' of '", sm, "' already exists",
+        existing->status == 1 ? " with a different input" : " and is closed"));
+  }
+  if (!s.ok()) return s;
+  for (const auto& a : w.notify_activities) WakeActivity(a);
+  if (!w.new_timers.empty()) WakeTimers();
+  row.last_event_id = w.events.empty() ? 0 : w.events.back().id;
+  row.stop_us = w.stop_us;
+  row.output = w.output;
+  row.error = w.error;
+  row.cause = w.cause;
+  PutState(id, 1, std::move(st));
+  return row;
+}
+
+absl::StatusOr<ExecutionRecord> Coordinator::ResolveExecution(const std::string& arn) {
+  if (LooksLikeUuid(arn)) return store_->GetExecution(arn);
+  if (arn.rfind(kExecutionArnPrefix, 0) != 0) {
+    return absl::InvalidArgumentError(
+        saga::StrCat("execution_arn: '", arn, "' is not an execution ARN (", kExecutionArnPrefix,
+                     "STATE_MACHINE:NAME)"));
+  }
+  const std::string rest = arn.substr(sizeof(kExecutionArnPrefix) - 1);
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) {
+    return absl::InvalidArgumentError(saga::StrCat("execution_arn: '", arn, "' is malformed"));
+  }
+  auto r = store_->FindExecution(rest.substr(0, colon), rest.substr(colon + 1));
+  if (r.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(saga::StrCat("execution_arn: execution '", arn, "' does not exist"));
+  }
+  return r;
+}
+
+absl::StatusOr<ExecutionRecord> Coordinator::DescribeExecution(const std::string& arn) {
+  return ResolveExecution(arn);
+}
+
+absl::StatusOr<std::vector<ExecutionRecord>> Coordinator::ListExecutions(
+    const std::string& state_machine, int status, const std::string& page_token, int limit,
+    std::string* next_token) {
+  const std::string sm = StripArn(state_machine);
+  if (sm.empty()) return absl::InvalidArgumentError("state_machine: must not be empty");
+  if (status < 0 || status > 5) return absl::InvalidArgumentError("status_filter: unknown status");
+  limit = std::clamp(limit <= 0 ? 100 : limit, 1, 1000);
+  std::optional<int64_t> before_us;
+  std::string before_id;
+  if (!page_token.empty()) {
+    size_t colon = page_token.find(':');
+    char* end = nullptr;
+    long long us = colon == std::string::npos ? 0 : std::strtoll(page_token.c_str(), &end, 10);
+    if (colon == std::string::npos || end != page_token.c_str() + colon ||
+        !LooksLikeUuid(page_token.substr(colon + 1))) {
+      return absl::InvalidArgumentError("next_token: not a token from ListExecutions");
+    }
+    before_us = us;
+    before_id = page_token.substr(colon + 1);
+  }
+  auto r = store_->ListExecutions(sm, status, before_us, before_id, limit);
+  if (!r.ok()) return r.status();
+  next_token->clear();
+  if (static_cast<int>(r->size()) == limit) {
+    *next_token = saga::StrCat(r->back().start_us, ":", r->back().execution_id);
+  }
+  return r;
+}
+
+absl::StatusOr<std::vector<engine::Event>> Coordinator::GetExecutionHistory(
+    const std::string& arn, const std::string& page_token, int limit, bool reverse,
+    std::string* next_token) {
+  auto row = ResolveExecution(arn);
+  if (!row.ok()) return row.status();
+  limit = std::clamp(limit <= 0 ? 100 : limit, 1, 1000);
+  int64_t cursor = reverse ? INT64_MAX : 0;
+  if (!page_token.empty()) {
+    char* end = nullptr;
+    cursor = std::strtoll(page_token.c_str(), &end, 10);
+    if (end != page_token.c_str() + page_token.size()) {
+      return absl::InvalidArgumentError("next_token: not a token from GetExecutionHistory");
+    }
+  }
+  auto events = store_->History(row->execution_id, cursor, limit, reverse);
+  if (!events.ok()) return events.status();
+  next_token->clear();
+  if (static_cast<int>(events->size()) == limit) *next_token = saga::StrCat(events->back().id);
+  return events;
+}
+
+absl::StatusOr<int64_t> Coordinator::StopExecution(const std::string& arn, const std::string& error,
+                                                   const std::string& cause) {
+  if (error.size() > 256) return absl::InvalidArgumentError("error: longer than 256 characters");
+  if (cause.size() > 32768) return absl::InvalidArgumentError("cause: longer than 32768 characters");
+  auto row = ResolveExecution(arn);
+  if (!row.ok()) return row.status();
+  int64_t stopped = 0;
+  absl::Status s = ApplyCommand(
+      row->execution_id,
+      [&](const engine::ExecutionState& st,
+          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+        if (st.finished()) {
+          return absl::FailedPreconditionError(saga::StrCat(
+              "execution_arn: execution is not running (", engine::ExecutionStatusName(st.status), ")"));
+        }
+        engine::StopCommand c;
+        if (!error.empty()) c.error = error;
+        if (!cause.empty()) c.cause = cause;
+        return std::optional<engine::Command>(c);
+      },
+      [&](const engine::ExecutionState& st, storage::Writes*) { stopped = st.stop_us; }, false);
+  if (!s.ok()) return s;
+  return stopped;
+}
+
+// ---------------------------------------------------------------------------
+// Activities
+
+absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& activity,
+                                                          const std::string& worker, int wait_ms,
+                                                          const std::function<bool()>& cancelled) {
+  if (activity.empty()) return absl::InvalidArgumentError("activity: must not be empty");
+  if (worker.size() > 80) return absl::InvalidArgumentError("worker_name: longer than 80 characters");
+  wait_ms = std::clamp(wait_ms <= 0 ? 60000 : wait_ms, 1, 60000);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (true) {
+    uint64_t seq;
+    {
+      std::lock_guard<std::mutex> g(wake_mu_);
+      if (stopping_) return ActivityTask{};
+      seq = activity_seq_[activity];
+    }
+    auto candidates = store_->RunnableTasks(activity, 16);
+    if (!candidates.ok()) return candidates.status();
+    bool contended = false;
+    for (const auto& c : *candidates) {
+      storage::TaskRecord claimed;
+      absl::Status s = ApplyCommand(
+          c.execution_id,
+          [&](const engine::ExecutionState& st,
+              storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
+            auto t = txn.LockTask(c.task_id);
+            if (!t.ok()) return t.status();
+            if (!t->has_value() || (*t)->started_us || !st.open_tasks.count(c.task_id)) {
+              return absl::FailedPreconditionError("task already taken");
+            }
+            claimed = **t;
+            return std::optional<engine::Command>(engine::TaskStartedCommand{c.task_id, worker});
+          },
+          [&](const engine::ExecutionState&, storage::Writes* w) {
+            const int64_t now = NowUs();
+            std::optional<int64_t> hb;
+            if (claimed.heartbeat_seconds) hb = now + *claimed.heartbeat_seconds * 1000000;
+            w->started = storage::Writes::Started{c.task_id, worker, now, hb};
+          },
+          /*skip_locked=*/true);
+      if (s.ok()) {
+        ActivityTask t;
+        t.task_token = tokens_.Encode(TaskRef{c.execution_id, c.task_id});
+        t.input = claimed.input;
+        auto row = store_->GetExecution(c.execution_id);
+        if (row.ok()) t.execution_arn = ExecutionArn(row->state_machine, row->name);
+        t.state_name = claimed.state_name;
+        t.attempt = claimed.attempt;
+        if (claimed.timeout_at_us) {
+          t.timeout_seconds = (*claimed.timeout_at_us - claimed.scheduled_us) / 1000000;
+        }
+        t.heartbeat_seconds = claimed.heartbeat_seconds;
+        return t;
+      }
+      if (s.code() == absl::StatusCode::kUnavailable) return s;
+      if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
+    }
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    while (!stopping_ && activity_seq_[activity] == seq) {
+      if (cancelled && cancelled()) return ActivityTask{};
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return ActivityTask{};
+      // Locked candidates: look again soon. Otherwise wait for a wake-up,
+      // waking every 250 ms only to notice a cancelled call.
+      auto slice = contended ? std::chrono::milliseconds(2) : std::chrono::milliseconds(250);
+      if (wake_cv_.wait_until(lock, std::min(deadline, now + slice)) ==
+              std::cv_status::timeout &&
+          contended) {
+        break;
+      }
+    }
+  }
+}
+
+namespace {
+
+absl::Status StaleTask() {
+  return absl::FailedPreconditionError(
+      "task_token: the task is no longer open (it timed out, was retried, was cancelled or its "
+      "execution finished)");
+}
+
+}  // namespace
+
+absl::Status Coordinator::SendTaskSuccess(const std::string& token, const std::string& output) {
+  auto ref = tokens_.Decode(token);
+  if (!ref.ok()) return ref.status();
+  if (output.size() > asl::kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(
+        saga::StrCat("output: larger than ", asl::kMaxPayloadBytes, " bytes"));
+  }
+  auto out = json::Parse(output.empty() ? "null" : output);
+  if (!out.ok()) {
+    return absl::InvalidArgumentError(saga::StrCat("output: ", saga::ToStd(out.status().message())));
+  }
+  return ApplyCommand(
+      ref->execution_id,
+      [&](const engine::ExecutionState& st,
+          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
+        return std::optional<engine::Command>(engine::TaskSucceededCommand{ref->task_id, *out});
+      },
+      nullptr, false);
+}
+
+absl::Status Coordinator::SendTaskFailure(const std::string& token, const std::string& error,
+                                          const std::string& cause) {
+  auto ref = tokens_.Decode(token);
+  if (!ref.ok()) return ref.status();
+  if (error.size() > 256) return absl::InvalidArgumentError("error: longer than 256 characters");
+  if (cause.size() > 32768) return absl::InvalidArgumentError("cause: longer than 32768 characters");
+  return ApplyCommand(
+      ref->execution_id,
+      [&](const engine::ExecutionState& st,
+          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
+        engine::TaskFailedCommand c;
+        c.task_id = ref->task_id;
+        if (!error.empty()) c.error = error;
+        if (!cause.empty()) c.cause = cause;
+        return std::optional<engine::Command>(c);
+      },
+      nullptr, false);
+}
+
+absl::Status Coordinator::SendTaskHeartbeat(const std::string& token) {
+  auto ref = tokens_.Decode(token);
+  if (!ref.ok()) return ref.status();
+  std::optional<int64_t> hb_seconds;
+  return ApplyCommand(
+      ref->execution_id,
+      [&](const engine::ExecutionState& st,
+          storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
+        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
+        auto t = txn.LockTask(ref->task_id);
+        if (!t.ok()) return t.status();
+        if (!t->has_value()) return StaleTask();
+        hb_seconds = (*t)->started_us ? (*t)->heartbeat_seconds : std::nullopt;
+        return std::optional<engine::Command>(engine::TaskHeartbeatCommand{ref->task_id});
+      },
+      [&](const engine::ExecutionState&, storage::Writes* w) {
+        if (hb_seconds) w->heartbeat = {ref->task_id, NowUs() + *hb_seconds * 1000000};
+      },
+      false);
+}
+
+// ---------------------------------------------------------------------------
+// Timers and task deadlines
+
+absl::Status Coordinator::SweepOnce() {
+  while (true) {
+    const int64_t now = NowUs();
+    auto timers = store_->DueTimers(now, 64);
+    if (!timers.ok()) return timers.status();
+    auto deadlines = store_->DueDeadlines(now, 64);
+    if (!deadlines.ok()) return deadlines.status();
+    if (timers->empty() && deadlines->empty()) return absl::OkStatus();
+    bool progressed = false;
+    for (const auto& t : *timers) {
+      absl::Status s = ApplyCommand(
+          t.execution_id,
+          [&](const engine::ExecutionState& st,
+              storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+            if (st.finished() || !st.open_timers.count(t.timer_id)) {
+              return std::optional<engine::Command>();  // stale row: just delete it
+            }
+            return std::optional<engine::Command>(engine::TimerFiredCommand{t.timer_id});
+          },
+          [&](const engine::ExecutionState& st, storage::Writes* w) {
+            if (st.finished() || !st.open_timers.count(t.timer_id)) {
+              if (std::find(w->deleted_timers.begin(), w->deleted_timers.end(), t.timer_id) ==
+                  w->deleted_timers.end()) {
+                w->deleted_timers.push_back(t.timer_id);
+              }
+            }
+          },
+          /*skip_locked=*/true);
+      if (s.ok()) progressed = true;
+      if (s.code() == absl::StatusCode::kUnavailable) return s;
+    }
+    for (const auto& dl : *deadlines) {
+      absl::Status s = ApplyCommand(
+          dl.execution_id,
+          [&](const engine::ExecutionState& st,
+              storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
+            if (st.finished() || !st.open_tasks.count(dl.task_id)) {
+              return std::optional<engine::Command>();
+            }
+            auto row = txn.LockTask(dl.task_id);
+            if (!row.ok()) return row.status();
+            if (!row->has_value()) return std::optional<engine::Command>();
+            const auto& deadline = dl.heartbeat ? (*row)->heartbeat_at_us : (*row)->timeout_at_us;
+            if (!deadline || *deadline > NowUs()) return std::optional<engine::Command>();  // extended
+            return std::optional<engine::Command>(
+                engine::TaskTimedOutCommand{dl.task_id, dl.heartbeat});
+          },
+          [&](const engine::ExecutionState& st, storage::Writes* w) {
+            if ((st.finished() || !st.open_tasks.count(dl.task_id)) &&
+                std::find(w->deleted_tasks.begin(), w->deleted_tasks.end(), dl.task_id) ==
+                    w->deleted_tasks.end()) {
+              w->deleted_tasks.push_back(dl.task_id);
+            }
+          },
+          /*skip_locked=*/true);
+      if (s.ok()) progressed = true;
+      if (s.code() == absl::StatusCode::kUnavailable) return s;
+    }
+    if (!progressed) return absl::OkStatus();  // all locked by others: they handle them
+  }
+}
+
+void Coordinator::WakeActivity(const std::string& activity) {
+  {
+    std::lock_guard<std::mutex> g(wake_mu_);
+    ++activity_seq_[activity];
+  }
+  wake_cv_.notify_all();
+}
+
+void Coordinator::WakeTimers() {
+  {
+    std::lock_guard<std::mutex> g(wake_mu_);
+    ++timer_seq_;
+  }
+  wake_cv_.notify_all();
+}
+
+void Coordinator::TimerLoop() {
+  while (true) {
+    uint64_t seq;
+    {
+      std::lock_guard<std::mutex> g(wake_mu_);
+      if (stopping_) return;
+      seq = timer_seq_;
+    }
+    absl::Status s = SweepOnce();
+    std::optional<int64_t> next;
+    if (s.ok()) {
+      auto n = store_->NextWakeup();
+      if (n.ok()) {
+        next = *n;
+      } else {
+        s = n.status();
+      }
+    }
+    // Sleep until the next due time (capped: a coordinator that died may
+    // leave locked rows behind only briefly), a new timer, or shutdown.
+    int64_t wait_us = s.ok() ? 30000000 : 500000;
+    if (next) wait_us = std::clamp<int64_t>(*next - NowUs(), 0, wait_us);
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    wake_cv_.wait_for(lock, std::chrono::microseconds(wait_us),
+                      [&] { return stopping_ || timer_seq_ != seq; });
+  }
+}
+
+void Coordinator::ListenLoop() {
+  std::unique_ptr<storage::PgStore::Listener> listener;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> g(wake_mu_);
+      if (stopping_) return;
+    }
+    if (!listener) {
+      auto l = store_->Listen({storage::kTaskChannel, storage::kTimerChannel});
+      if (!l.ok()) {
+        std::unique_lock<std::mutex> lock(wake_mu_);
+        wake_cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_; });
+        continue;
+      }
+      listener = *std::move(l);
+      // Notifications may have been missed while disconnected: rescan.
+      {
+        std::lock_guard<std::mutex> g(wake_mu_);
+        for (auto& [a, seq] : activity_seq_) ++seq;
+        ++timer_seq_;
+      }
+      wake_cv_.notify_all();
+    }
+    auto notes = listener->Wait(200);
+    if (!notes.ok()) {
+      listener.reset();
+      continue;
+    }
+    for (const auto& [channel, payload] : *notes) {
+      if (channel == storage::kTaskChannel) {
+        WakeActivity(payload);
+      } else {
+        WakeTimers();
+      }
+    }
+  }
+}
+
+}  // namespace saga::runtime

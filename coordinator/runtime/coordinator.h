@@ -1,0 +1,177 @@
+// The durable coordinator: every API operation on Standard executions, the
+// one state-transition path, task dispatch, and the timer sweeper.
+//
+// The transition recipe (ApplyCommand): lock the execution row, rebuild the
+// engine state (from a version-checked cache, else by replaying the stored
+// events), run engine::Process, then write the events, the execution row and
+// the task/timer rows the decision opens or closes, and commit — one
+// transaction. Nothing else writes execution state. Dispatch and timers find
+// work without locks and go through the same path, which re-checks and drops
+// stale work; the execution row lock keeps two coordinators (or threads)
+// from advancing one execution at once.
+//
+// Wake-ups: a commit that makes a task runnable or arms a timer NOTIFYs
+// (delivered on commit to every coordinator, this one included); long polls
+// and the timer sweeper wait on those, with the next due time as a deadline,
+// so dispatch never scans on a fixed interval.
+//
+// Thread safety: all public methods are thread-safe.
+#ifndef SAGA_COORDINATOR_RUNTIME_COORDINATOR_H_
+#define SAGA_COORDINATOR_RUNTIME_COORDINATOR_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/asl/definition.h"
+#include "coordinator/asl/validator.h"
+#include "coordinator/engine/engine.h"
+#include "coordinator/runtime/task_token.h"
+#include "coordinator/storage/pg/pg_store.h"
+
+namespace saga::runtime {
+
+struct CoordinatorOptions {
+  std::string token_secret;          // HMAC key for task tokens
+  int max_cached_executions = 20000;  // engine states kept in memory (LRU)
+  bool run_background = true;         // timer sweeper and LISTEN threads
+};
+
+struct ActivityTask {
+  std::string task_token;  // empty: none arrived in time
+  std::string input;
+  std::string execution_arn;
+  std::string state_name;
+  int64_t attempt = 0;
+  std::optional<int64_t> timeout_seconds, heartbeat_seconds;
+};
+
+struct ValidationResult {
+  std::vector<asl::ValidationError> errors;
+};
+
+class Coordinator {
+ public:
+  Coordinator(storage::PgStore* store, CoordinatorOptions options);
+  ~Coordinator();  // stops the background threads
+
+  // Starts the timer sweeper and the LISTEN thread (unless disabled).
+  void Start();
+  // Stops background work and wakes every long poll (they return no task).
+  void Shutdown();
+
+  // --- state machines (type: 1 STANDARD, 2 EXPRESS) ---
+  // InvalidArgument with a JSON array of {path,message} for a bad definition.
+  absl::StatusOr<storage::StateMachineRecord> CreateStateMachine(const std::string& name,
+                                                                 const std::string& definition,
+                                                                 int type);
+  absl::StatusOr<storage::StateMachineRecord> UpdateStateMachine(const std::string& name,
+                                                                 const std::string& definition);
+  absl::StatusOr<storage::StateMachineRecord> DescribeStateMachine(const std::string& name_or_arn,
+                                                                   int revision);
+  absl::StatusOr<std::vector<storage::StateMachineRecord>> ListStateMachines(
+      const std::string& after, int limit);
+  absl::Status DeleteStateMachine(const std::string& name_or_arn);
+  static std::vector<asl::ValidationError> Validate(const std::string& definition);
+
+  // --- executions ---
+  absl::StatusOr<storage::ExecutionRecord> StartExecution(const std::string& state_machine,
+                                                          const std::string& name,
+                                                          const std::string& input);
+  absl::StatusOr<storage::ExecutionRecord> DescribeExecution(const std::string& arn);
+  absl::StatusOr<std::vector<storage::ExecutionRecord>> ListExecutions(
+      const std::string& state_machine, int status, const std::string& page_token, int limit,
+      std::string* next_token);
+  absl::StatusOr<std::vector<engine::Event>> GetExecutionHistory(const std::string& arn,
+                                                                 const std::string& page_token,
+                                                                 int limit, bool reverse,
+                                                                 std::string* next_token);
+  absl::StatusOr<int64_t> StopExecution(const std::string& arn, const std::string& error,
+                                        const std::string& cause);
+
+  // --- activities ---
+  // Long poll: waits up to wait_ms for a runnable task of `activity`, or
+  // until `cancelled()` returns true (checked on every wake-up).
+  absl::StatusOr<ActivityTask> GetActivityTask(const std::string& activity,
+                                               const std::string& worker, int wait_ms,
+                                               const std::function<bool()>& cancelled);
+  absl::Status SendTaskSuccess(const std::string& token, const std::string& output);
+  absl::Status SendTaskFailure(const std::string& token, const std::string& error,
+                               const std::string& cause);
+  absl::Status SendTaskHeartbeat(const std::string& token);
+
+  // Runs one sweep of due timers and task deadlines now (tests).
+  absl::Status SweepOnce();
+
+  static std::string ExecutionArn(const std::string& state_machine, const std::string& name);
+  static std::string StateMachineArn(const std::string& name);
+
+ private:
+  struct Cached {
+    int64_t version = 0;
+    std::unique_ptr<engine::ExecutionState> state;
+    std::list<std::string>::iterator lru;
+  };
+
+  // The one transition path. `make` builds the command from the rebuilt
+  // state (it may refuse: its status is returned and nothing is written).
+  // nullopt: no engine command, only the extra row writes (stale-row cleanup).
+  using CommandFn = std::function<absl::StatusOr<std::optional<engine::Command>>(
+      const engine::ExecutionState&, storage::TransitionTxn&)>;
+  // Extra row writes for the same transaction (task start, heartbeat).
+  using ExtraFn = std::function<void(const engine::ExecutionState& before, storage::Writes*)>;
+  absl::Status ApplyCommand(const std::string& execution_id, const CommandFn& make,
+                            const ExtraFn& extra, bool skip_locked);
+
+  absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Machine(const std::string& name,
+                                                                   int revision,
+                                                                   const std::string& definition);
+  absl::StatusOr<std::unique_ptr<engine::ExecutionState>> TakeState(
+      const storage::ExecutionRecord& row, storage::TransitionTxn& txn);
+  void PutState(const std::string& id, int64_t version,
+                std::unique_ptr<engine::ExecutionState> state);
+  storage::Writes ToWrites(const std::string& execution_id, const engine::ExecutionState& before_tasks,
+                           const std::map<int64_t, int32_t>& tasks_before,
+                           const std::map<int64_t, int32_t>& timers_before,
+                           const engine::ExecutionState& after, engine::Decision& d, int64_t now);
+  engine::EngineOptions EngineOpts(const std::string& execution_id) const;
+  absl::StatusOr<storage::ExecutionRecord> ResolveExecution(const std::string& arn);
+
+  void TimerLoop();
+  void ListenLoop();
+  void WakeActivity(const std::string& activity);
+  void WakeTimers();
+
+  storage::PgStore* store_;
+  CoordinatorOptions options_;
+  TaskTokenCodec tokens_;
+
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, Cached> cache_;
+  std::list<std::string> lru_;
+  std::map<std::pair<std::string, int>, std::shared_ptr<const asl::StateMachine>> machines_;
+
+  // Wake-ups for long polls: a sequence number per activity.
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  std::unordered_map<std::string, uint64_t> activity_seq_;
+  uint64_t timer_seq_ = 0;
+  bool stopping_ = false;
+
+  std::thread timer_thread_, listen_thread_;
+};
+
+}  // namespace saga::runtime
+
+#endif  // SAGA_COORDINATOR_RUNTIME_COORDINATOR_H_

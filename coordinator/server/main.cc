@@ -1,0 +1,140 @@
+// saga-coordinator: the durable coordinator process.
+//
+//   saga-coordinator --listen HOST:PORT --database-url CONNINFO
+//                    [--no-migrate] [--pool-size N] [--token-secret S]
+// Flags fall back to SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE and
+// SAGA_TOKEN_SECRET. Wiring only: configuration, migrations, the gRPC server,
+// signals. SIGTERM/SIGINT drain: stop taking new work, finish in-flight RPCs
+// (long polls return empty), exit 0.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "absl/strings/escaping.h"
+#include "coordinator/api/service.h"
+#include "coordinator/runtime/coordinator.h"
+#include "coordinator/storage/pg/pg_store.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: saga-coordinator --listen HOST:PORT --database-url CONNINFO [--no-migrate]\n"
+    "                        [--pool-size N] [--token-secret SECRET]\n"
+    "  (or SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE, SAGA_TOKEN_SECRET)\n";
+
+std::string Env(const char* name, const std::string& def = "") {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : def;
+}
+
+int Fail(const std::string& msg) {
+  std::cerr << "saga-coordinator: " << msg << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before gRPC starts threads; a thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::string listen = Env("SAGA_LISTEN", "127.0.0.1:7233");
+  std::string db = Env("SAGA_DATABASE_URL");
+  std::string secret = Env("SAGA_TOKEN_SECRET");
+  int pool = std::atoi(Env("SAGA_POOL_SIZE", "16").c_str());
+  bool migrate = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string* dst) {
+      if (i + 1 >= argc) return false;
+      *dst = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--listen" && value(&listen)) continue;
+    if (a == "--database-url" && value(&db)) continue;
+    if (a == "--token-secret" && value(&secret)) continue;
+    if (a == "--pool-size" && value(&v)) {
+      pool = std::atoi(v.c_str());
+      continue;
+    }
+    if (a == "--no-migrate") {
+      migrate = false;
+      continue;
+    }
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::cerr << "saga-coordinator: unknown or incomplete flag '" << a << "'\n" << kUsage;
+    return 1;
+  }
+  if (db.empty()) return Fail("--database-url (or SAGA_DATABASE_URL) is required");
+  if (pool < 1 || pool > 256) return Fail("--pool-size must be between 1 and 256");
+
+  auto store = saga::storage::PgStore::Open(db, pool);
+  if (!store.ok()) return Fail(std::string("cannot connect to the database: ") +
+                               std::string(store.status().message()));
+  if (migrate) {
+    absl::Status s = (*store)->Migrate();
+    if (!s.ok()) return Fail(std::string("migration failed: ") + std::string(s.message()));
+  } else {
+    auto v = (*store)->SchemaVersion();
+    if (!v.ok()) return Fail(std::string(v.status().message()));
+    if (*v < saga::storage::PgStore::LatestSchemaVersion()) {
+      return Fail("the database schema is at version " + std::to_string(*v) +
+                  " but this coordinator needs version " +
+                  std::to_string(saga::storage::PgStore::LatestSchemaVersion()) +
+                  "; run once without --no-migrate to apply the pending migrations");
+    }
+  }
+  if (secret.empty()) {
+    std::random_device rd;
+    std::string fresh;
+    for (int i = 0; i < 32; ++i) fresh.push_back(static_cast<char>(rd() & 0xFF));
+    auto stored = (*store)->GetOrInitSetting("task_token_secret", absl::Base64Escape(fresh));
+    if (!stored.ok()) return Fail(std::string(stored.status().message()));
+    secret = *stored;
+  }
+
+  saga::runtime::CoordinatorOptions opts;
+  opts.token_secret = secret;
+  saga::runtime::Coordinator coordinator(store->get(), opts);
+  saga::api::SagaService service(&coordinator);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) return Fail("cannot listen on " + listen);
+  coordinator.Start();
+  std::cerr << "saga-coordinator: listening on " << listen.substr(0, listen.rfind(':')) << ":"
+            << port << " (schema version " << saga::storage::PgStore::LatestSchemaVersion()
+            << ")" << std::endl;
+
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::cerr << "saga-coordinator: draining" << std::endl;
+    coordinator.Shutdown();  // long polls return at once
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  });
+  server->Wait();
+  stopper.join();
+  std::cerr << "saga-coordinator: stopped" << std::endl;
+  return 0;
+}

@@ -1,0 +1,818 @@
+#include "coordinator/storage/pg/pg_store.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <pqxx/pqxx>
+#include <regex>
+
+#include "coordinator/common/json.h"
+#include "coordinator/common/strings.h"
+#include "coordinator/storage/pg/pg_errors.h"
+
+namespace saga::storage {
+
+const std::vector<std::pair<const char*, const char*>>& BuiltinMigrations();
+
+namespace {
+
+// Every SQL statement, named. Prepared on each pooled connection.
+struct Query {
+  const char* name;
+  const char* sql;
+};
+
+constexpr Query kLockExecution{"lock_execution",
+                               "SELECT state_machine, name, revision, status, version, "
+                               "last_event_id, start_us, stop_us, input, output, error, cause "
+                               "FROM executions WHERE execution_id = $1 FOR UPDATE"};
+constexpr Query kLockExecutionSkip{"lock_execution_skip",
+                                   "SELECT state_machine, name, revision, status, version, "
+                                   "last_event_id, start_us, stop_us, input, output, error, cause "
+                                   "FROM executions WHERE execution_id = $1 FOR UPDATE SKIP LOCKED"};
+constexpr Query kGetExecution{"get_execution",
+                              "SELECT state_machine, name, revision, status, version, "
+                              "last_event_id, start_us, stop_us, input, output, error, cause, "
+                              "execution_id FROM executions WHERE execution_id = $1"};
+constexpr Query kFindExecution{"find_execution",
+                               "SELECT state_machine, name, revision, status, version, "
+                               "last_event_id, start_us, stop_us, input, output, error, cause, "
+                               "execution_id FROM executions WHERE state_machine = $1 AND name = $2"};
+constexpr Query kInsertExecution{
+    "insert_execution",
+    "INSERT INTO executions (execution_id, state_machine, name, revision, status, version, "
+    "last_event_id, start_us, stop_us, input, output, error, cause) "
+    "VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12)"};
+constexpr Query kUpdateExecution{
+    "update_execution",
+    "UPDATE executions SET status = $2, version = version + 1, last_event_id = $3, "
+    "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1"};
+constexpr Query kInsertEvents{
+    "insert_events",
+    "INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, details) "
+    "SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
+    "FROM json_populate_recordset(NULL::history_events, $1::json)"};
+constexpr Query kLoadEvents{"load_events",
+                            "SELECT event_id, ts_us, frame, type, state_name, details "
+                            "FROM history_events WHERE execution_id = $1 AND event_id > $2 "
+                            "ORDER BY event_id"};
+constexpr Query kHistoryAsc{"history_asc",
+                            "SELECT event_id, ts_us, frame, type, state_name, details "
+                            "FROM history_events WHERE execution_id = $1 AND event_id > $2 "
+                            "ORDER BY event_id LIMIT $3"};
+constexpr Query kHistoryDesc{"history_desc",
+                             "SELECT event_id, ts_us, frame, type, state_name, details "
+                             "FROM history_events WHERE execution_id = $1 AND event_id < $2 "
+                             "ORDER BY event_id DESC LIMIT $3"};
+constexpr Query kInsertTasks{
+    "insert_tasks",
+    "INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
+    "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
+    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
+    "FROM json_populate_recordset(NULL::tasks, $1::json)"};
+constexpr Query kDeleteTasks{"delete_tasks",
+                             "DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($2::bigint[])"};
+constexpr Query kLockTask{"lock_task",
+                          "SELECT task_id, activity, scheduled_us, started_us, timeout_at_us, "
+                          "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
+                          "FROM tasks WHERE execution_id = $1 AND task_id = $2 FOR UPDATE"};
+constexpr Query kStartTask{"start_task",
+                           "UPDATE tasks SET started_us = $3, worker = $4, heartbeat_at_us = $5 "
+                           "WHERE execution_id = $1 AND task_id = $2"};
+constexpr Query kHeartbeatTask{"heartbeat_task",
+                               "UPDATE tasks SET heartbeat_at_us = $3 "
+                               "WHERE execution_id = $1 AND task_id = $2"};
+constexpr Query kInsertTimers{
+    "insert_timers",
+    "INSERT INTO timers (execution_id, timer_id, fire_at_us) "
+    "SELECT execution_id, timer_id, fire_at_us "
+    "FROM json_populate_recordset(NULL::timers, $1::json)"};
+constexpr Query kDeleteTimers{
+    "delete_timers", "DELETE FROM timers WHERE execution_id = $1 AND timer_id = ANY($2::bigint[])"};
+constexpr Query kRunnableTasks{
+    "runnable_tasks",
+    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input FROM tasks "
+    "WHERE activity = $1 AND started_us IS NULL ORDER BY scheduled_us LIMIT $2"};
+constexpr Query kDueTimers{"due_timers",
+                           "SELECT execution_id, timer_id, fire_at_us FROM timers "
+                           "WHERE fire_at_us <= $1 ORDER BY fire_at_us LIMIT $2"};
+constexpr Query kDueDeadlines{
+    "due_deadlines",
+    "(SELECT execution_id, task_id, false FROM tasks WHERE timeout_at_us <= $1 "
+    " ORDER BY timeout_at_us LIMIT $2) UNION ALL "
+    "(SELECT execution_id, task_id, true FROM tasks WHERE heartbeat_at_us <= $1 "
+    " ORDER BY heartbeat_at_us LIMIT $2)"};
+constexpr Query kNextWakeup{
+    "next_wakeup",
+    "SELECT LEAST((SELECT min(fire_at_us) FROM timers), "
+    "(SELECT min(timeout_at_us) FROM tasks WHERE timeout_at_us IS NOT NULL), "
+    "(SELECT min(heartbeat_at_us) FROM tasks WHERE heartbeat_at_us IS NOT NULL))"};
+constexpr Query kNotify{"notify", "SELECT pg_notify($1, $2)"};
+
+constexpr Query kAllQueries[] = {
+    kLockExecution, kLockExecutionSkip, kGetExecution, kFindExecution, kInsertExecution,
+    kUpdateExecution, kInsertEvents, kLoadEvents, kHistoryAsc, kHistoryDesc, kInsertTasks,
+    kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kInsertTimers, kDeleteTimers,
+    kRunnableTasks, kDueTimers, kDueDeadlines, kNextWakeup, kNotify};
+
+// Advisory lock key for migrations ("saga" in ASCII).
+constexpr int64_t kMigrationLock = 0x73616761;
+
+template <typename T>
+std::optional<T> Opt(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<T>();
+}
+
+ExecutionRecord RowToExecution(const pqxx::row& r, const std::string& id) {
+  ExecutionRecord e;
+  e.execution_id = id;
+  e.state_machine = r[0].as<std::string>();
+  e.name = r[1].as<std::string>();
+  e.revision = r[2].as<int>();
+  e.status = r[3].as<int>();
+  e.version = r[4].as<int64_t>();
+  e.last_event_id = r[5].as<int64_t>();
+  e.start_us = r[6].as<int64_t>();
+  e.stop_us = Opt<int64_t>(r[7]);
+  e.input = r[8].as<std::string>();
+  e.output = Opt<std::string>(r[9]);
+  e.error = Opt<std::string>(r[10]);
+  e.cause = Opt<std::string>(r[11]);
+  return e;
+}
+
+absl::StatusOr<engine::Event> RowToEvent(const pqxx::row& r) {
+  engine::Event e;
+  e.id = r[0].as<int64_t>();
+  e.timestamp_us = r[1].as<int64_t>();
+  e.frame = r[2].as<int32_t>();
+  auto type = engine::EventTypeFromName(r[3].as<std::string>());
+  if (!type) return absl::DataLossError("unknown event type " + r[3].as<std::string>());
+  e.type = *type;
+  if (!r[4].is_null()) e.state_name = r[4].as<std::string>();
+  auto details = json::Parse(r[5].as<std::string>());
+  if (!details.ok()) return absl::DataLossError("event details are not JSON");
+  e.details = *std::move(details);
+  return e;
+}
+
+TaskRecord RowToTask(const pqxx::row& r, const std::string& execution_id, int offset) {
+  TaskRecord t;
+  t.execution_id = execution_id;
+  t.task_id = r[offset + 0].as<int64_t>();
+  t.activity = r[offset + 1].as<std::string>();
+  t.scheduled_us = r[offset + 2].as<int64_t>();
+  t.started_us = Opt<int64_t>(r[offset + 3]);
+  t.timeout_at_us = Opt<int64_t>(r[offset + 4]);
+  t.heartbeat_seconds = Opt<int64_t>(r[offset + 5]);
+  t.heartbeat_at_us = Opt<int64_t>(r[offset + 6]);
+  t.attempt = r[offset + 7].as<int64_t>();
+  t.worker = Opt<std::string>(r[offset + 8]);
+  t.state_name = r[offset + 9].as<std::string>();
+  t.input = r[offset + 10].as<std::string>();
+  return t;
+}
+
+json::Value OptJson(const std::optional<int64_t>& v) { return v ? json::Value(*v) : json::Value(); }
+json::Value OptJson(const std::optional<std::string>& v) {
+  return v ? json::Value(*v) : json::Value();
+}
+
+std::string EventsJson(const std::string& id, const std::vector<engine::Event>& events) {
+  json::Array a;
+  a.reserve(events.size());
+  for (const auto& e : events) {
+    json::Object o;
+    o.emplace_back("execution_id", json::Value(id));
+    o.emplace_back("event_id", json::Value(e.id));
+    o.emplace_back("ts_us", json::Value(e.timestamp_us));
+    o.emplace_back("frame", json::Value(static_cast<int64_t>(e.frame)));
+    o.emplace_back("type", json::Value(engine::EventTypeName(e.type)));
+    o.emplace_back("state_name", e.state_name.empty() ? json::Value() : json::Value(e.state_name));
+    o.emplace_back("details", json::Value(e.details.Dump()));
+    a.push_back(json::Value(std::move(o)));
+  }
+  return json::Value(std::move(a)).Dump();
+}
+
+std::string TasksJson(const std::vector<TaskRecord>& tasks) {
+  json::Array a;
+  for (const auto& t : tasks) {
+    json::Object o;
+    o.emplace_back("execution_id", json::Value(t.execution_id));
+    o.emplace_back("task_id", json::Value(t.task_id));
+    o.emplace_back("activity", json::Value(t.activity));
+    o.emplace_back("scheduled_us", json::Value(t.scheduled_us));
+    o.emplace_back("started_us", OptJson(t.started_us));
+    o.emplace_back("timeout_at_us", OptJson(t.timeout_at_us));
+    o.emplace_back("heartbeat_seconds", OptJson(t.heartbeat_seconds));
+    o.emplace_back("heartbeat_at_us", OptJson(t.heartbeat_at_us));
+    o.emplace_back("attempt", json::Value(t.attempt));
+    o.emplace_back("worker", OptJson(t.worker));
+    o.emplace_back("state_name", json::Value(t.state_name));
+    o.emplace_back("input", json::Value(t.input));
+    a.push_back(json::Value(std::move(o)));
+  }
+  return json::Value(std::move(a)).Dump();
+}
+
+std::string TimersJson(const std::vector<TimerRecord>& timers) {
+  json::Array a;
+  for (const auto& t : timers) {
+    json::Object o;
+    o.emplace_back("execution_id", json::Value(t.execution_id));
+    o.emplace_back("timer_id", json::Value(t.timer_id));
+    o.emplace_back("fire_at_us", json::Value(t.fire_at_us));
+    a.push_back(json::Value(std::move(o)));
+  }
+  return json::Value(std::move(a)).Dump();
+}
+
+std::string IdArray(const std::vector<int64_t>& ids) {
+  std::string s = "{";
+  for (size_t i = 0; i < ids.size(); ++i) s += saga::StrCat(i ? "," : "", ids[i]);
+  return s + "}";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Connection pool
+
+struct PgStore::Impl {
+  std::string conninfo;
+  int max_size = 8;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<pqxx::connection>> idle;
+  int open = 0;
+
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return !idle.empty() || open < max_size; });
+    if (!idle.empty()) {
+      auto c = std::move(idle.front());
+      idle.pop_front();
+      return c;
+    }
+    ++open;
+    lock.unlock();
+    try {
+      auto c = std::make_unique<pqxx::connection>(conninfo);
+      for (const Query& q : kAllQueries) c->prepare(q.name, q.sql);
+      return c;
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        --open;
+      }
+      cv.notify_one();
+      bool broken;
+      absl::Status s = CurrentExceptionToStatus("connect", &broken);
+      return absl::UnavailableError(std::string(s.message()));
+    }
+  }
+
+  void Release(std::unique_ptr<pqxx::connection> c, bool broken) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (broken || !c->is_open()) {
+        --open;
+      } else {
+        idle.push_back(std::move(c));
+      }
+    }
+    cv.notify_one();
+  }
+
+  // Runs fn(connection) with exception mapping; broken connections are dropped.
+  template <typename F>
+  auto With(std::string_view what, F&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    bool broken = false;
+    try {
+      auto r = fn(**conn);
+      Release(*std::move(conn), false);
+      return r;
+    } catch (...) {
+      absl::Status s = CurrentExceptionToStatus(what, &broken);
+      Release(*std::move(conn), broken);
+      return s;
+    }
+  }
+};
+
+PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PgStore::~PgStore() = default;
+
+absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& conninfo,
+                                                       int pool_size) {
+  auto impl = std::make_unique<Impl>();
+  impl->conninfo = conninfo;
+  impl->max_size = std::max(1, pool_size);
+  auto c = impl->Acquire();
+  if (!c.ok()) return c.status();
+  impl->Release(*std::move(c), false);
+  return std::unique_ptr<PgStore>(new PgStore(std::move(impl)));
+}
+
+int PgStore::LatestSchemaVersion() { return static_cast<int>(BuiltinMigrations().size()); }
+
+absl::Status PgStore::Migrate() {
+  return impl_->With("migrate", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::work w(c);
+    w.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLock);
+    w.exec0(
+        "CREATE TABLE IF NOT EXISTS saga_schema_version (version integer PRIMARY KEY, "
+        "name text NOT NULL, applied_us bigint NOT NULL)");
+    int current = w.exec1("SELECT coalesce(max(version), 0) FROM saga_schema_version")[0].as<int>();
+    const auto& migrations = BuiltinMigrations();
+    for (size_t i = static_cast<size_t>(current); i < migrations.size(); ++i) {
+      w.exec(migrations[i].second);
+      w.exec_params(
+          "INSERT INTO saga_schema_version (version, name, applied_us) "
+          "VALUES ($1, $2, (extract(epoch from clock_timestamp()) * 1000000)::bigint)",
+          static_cast<int>(i + 1), std::string(migrations[i].first));
+    }
+    w.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int> PgStore::SchemaVersion() {
+  return impl_->With("schema version", [&](pqxx::connection& c) -> absl::StatusOr<int> {
+    pqxx::read_transaction w(c);
+    auto exists = w.exec1("SELECT to_regclass('saga_schema_version') IS NOT NULL");
+    if (!exists[0].as<bool>()) return 0;
+    return w.exec1("SELECT coalesce(max(version), 0) FROM saga_schema_version")[0].as<int>();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// State machines
+
+absl::StatusOr<StateMachineRecord> PgStore::CreateStateMachine(const std::string& name, int type,
+                                                               const std::string& definition,
+                                                               int64_t now_us) {
+  return impl_->With(
+      "CreateStateMachine", [&](pqxx::connection& c) -> absl::StatusOr<StateMachineRecord> {
+        pqxx::work w(c);
+        auto existing = w.exec_params("SELECT deleted FROM state_machines WHERE name = $1", name);
+        int revision = 1;
+        if (!existing.empty()) {
+          if (!existing[0][0].as<bool>()) {
+            return absl::AlreadyExistsError(
+                saga::StrCat("name: state machine '", name, "' already exists"));
+          }
+          // A deleted name is reused: revisions continue.
+          revision = w.exec_params1("SELECT latest_revision + 1 FROM state_machines WHERE name = $1",
+                                    name)[0]
+                         .as<int>();
+          w.exec_params0(
+              "UPDATE state_machines SET type = $2, latest_revision = $3, updated_us = $4, "
+              "deleted = false WHERE name = $1",
+              name, type, revision, now_us);
+        } else {
+          w.exec_params0(
+              "INSERT INTO state_machines (name, type, latest_revision, created_us, updated_us) "
+              "VALUES ($1, $2, 1, $3, $3)",
+              name, type, now_us);
+        }
+        w.exec_params0(
+            "INSERT INTO state_machine_revisions (name, revision, created_us, definition) "
+            "VALUES ($1, $2, $3, $4)",
+            name, revision, now_us, definition);
+        w.commit();
+        return StateMachineRecord{name, type, revision, definition, now_us, now_us};
+      });
+}
+
+absl::StatusOr<StateMachineRecord> PgStore::UpdateStateMachine(const std::string& name,
+                                                               const std::string& definition,
+                                                               int64_t now_us) {
+  return impl_->With(
+      "UpdateStateMachine", [&](pqxx::connection& c) -> absl::StatusOr<StateMachineRecord> {
+        pqxx::work w(c);
+        auto r = w.exec_params(
+            "UPDATE state_machines SET latest_revision = latest_revision + 1, updated_us = $2 "
+            "WHERE name = $1 AND NOT deleted RETURNING type, latest_revision, created_us",
+            name, now_us);
+        if (r.empty()) {
+          return absl::NotFoundError(saga::StrCat("name: state machine '", name, "' does not exist"));
+        }
+        StateMachineRecord rec{name, r[0][0].as<int>(), r[0][1].as<int>(), definition,
+                               r[0][2].as<int64_t>(), now_us};
+        w.exec_params0(
+            "INSERT INTO state_machine_revisions (name, revision, created_us, definition) "
+            "VALUES ($1, $2, $3, $4)",
+            name, rec.revision, now_us, definition);
+        w.commit();
+        return rec;
+      });
+}
+
+absl::StatusOr<StateMachineRecord> PgStore::GetStateMachine(const std::string& name,
+                                                            int revision) {
+  return impl_->With(
+      "DescribeStateMachine", [&](pqxx::connection& c) -> absl::StatusOr<StateMachineRecord> {
+        pqxx::read_transaction w(c);
+        auto r = w.exec_params(
+            "SELECT m.type, r.revision, r.definition, m.created_us, r.created_us "
+            "FROM state_machines m JOIN state_machine_revisions r ON r.name = m.name "
+            "WHERE m.name = $1 AND NOT m.deleted AND "
+            "r.revision = CASE WHEN $2 = 0 THEN m.latest_revision ELSE $2 END",
+            name, revision);
+        if (r.empty()) {
+          return absl::NotFoundError(
+              revision == 0
+                  ? saga::StrCat("state machine '", name, "' does not exist")
+                  : saga::StrCat("state machine '", name, "' has no revision ", revision));
+        }
+        return StateMachineRecord{name,
+                                  r[0][0].as<int>(),
+                                  r[0][1].as<int>(),
+                                  r[0][2].as<std::string>(),
+                                  r[0][3].as<int64_t>(),
+                                  r[0][4].as<int64_t>()};
+      });
+}
+
+absl::StatusOr<StateMachineRecord> PgStore::GetRevision(const std::string& name, int revision) {
+  return impl_->With("load definition", [&](pqxx::connection& c) -> absl::StatusOr<StateMachineRecord> {
+    pqxx::read_transaction w(c);
+    auto r = w.exec_params(
+        "SELECT m.type, r.definition, m.created_us, r.created_us FROM state_machine_revisions r "
+        "JOIN state_machines m ON m.name = r.name WHERE r.name = $1 AND r.revision = $2",
+        name, revision);
+    if (r.empty()) {
+      return absl::NotFoundError(saga::StrCat("state machine '", name, "' has no revision ", revision));
+    }
+    return StateMachineRecord{name, r[0][0].as<int>(), revision, r[0][1].as<std::string>(),
+                              r[0][2].as<int64_t>(), r[0][3].as<int64_t>()};
+  });
+}
+
+absl::StatusOr<std::vector<StateMachineRecord>> PgStore::ListStateMachines(
+    const std::string& after, int limit) {
+  return impl_->With(
+      "ListStateMachines",
+      [&](pqxx::connection& c) -> absl::StatusOr<std::vector<StateMachineRecord>> {
+        pqxx::read_transaction w(c);
+        auto r = w.exec_params(
+            "SELECT name, type, latest_revision, created_us, updated_us FROM state_machines "
+            "WHERE NOT deleted AND name > $1 ORDER BY name LIMIT $2",
+            after, limit);
+        std::vector<StateMachineRecord> out;
+        for (const auto& row : r) {
+          out.push_back(StateMachineRecord{row[0].as<std::string>(), row[1].as<int>(),
+                                           row[2].as<int>(), "", row[3].as<int64_t>(),
+                                           row[4].as<int64_t>()});
+        }
+        return out;
+      });
+}
+
+absl::Status PgStore::DeleteStateMachine(const std::string& name) {
+  return impl_->With("DeleteStateMachine", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::work w(c);
+    auto r = w.exec_params(
+        "UPDATE state_machines SET deleted = true WHERE name = $1 AND NOT deleted", name);
+    if (r.affected_rows() == 0) {
+      return absl::NotFoundError(saga::StrCat("name: state machine '", name, "' does not exist"));
+    }
+    w.commit();
+    return absl::OkStatus();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Executions
+
+namespace {
+
+void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr) {
+  if (!wr.events.empty()) w.exec_prepared0(kInsertEvents.name, EventsJson(id, wr.events));
+  if (!wr.deleted_tasks.empty()) {
+    w.exec_prepared0(kDeleteTasks.name, id, IdArray(wr.deleted_tasks));
+  }
+  if (!wr.new_tasks.empty()) w.exec_prepared0(kInsertTasks.name, TasksJson(wr.new_tasks));
+  if (wr.started) {
+    w.exec_prepared0(kStartTask.name, id, wr.started->task_id, wr.started->started_us,
+                     wr.started->worker, wr.started->heartbeat_at_us);
+  }
+  if (wr.heartbeat) {
+    w.exec_prepared0(kHeartbeatTask.name, id, wr.heartbeat->first, wr.heartbeat->second);
+  }
+  if (!wr.deleted_timers.empty()) {
+    w.exec_prepared0(kDeleteTimers.name, id, IdArray(wr.deleted_timers));
+  }
+  if (!wr.new_timers.empty()) {
+    w.exec_prepared0(kInsertTimers.name, TimersJson(wr.new_timers));
+    w.exec_prepared(kNotify.name, std::string(kTimerChannel), id);
+  }
+  for (const auto& a : wr.notify_activities) {
+    w.exec_prepared(kNotify.name, std::string(kTaskChannel), a);
+  }
+}
+
+class PgTxn : public TransitionTxn {
+ public:
+  PgTxn(pqxx::work& w, const std::string& id) : w_(w), id_(id) {}
+  absl::StatusOr<std::vector<engine::Event>> LoadEvents(int64_t after_id) override {
+    auto r = w_.exec_prepared(kLoadEvents.name, id_, after_id);
+    std::vector<engine::Event> out;
+    out.reserve(r.size());
+    for (const auto& row : r) {
+      auto e = RowToEvent(row);
+      if (!e.ok()) return e.status();
+      out.push_back(*std::move(e));
+    }
+    return out;
+  }
+  absl::StatusOr<std::optional<TaskRecord>> LockTask(int64_t task_id) override {
+    auto r = w_.exec_prepared(kLockTask.name, id_, task_id);
+    if (r.empty()) return std::optional<TaskRecord>();
+    return std::optional<TaskRecord>(RowToTask(r[0], id_, 0));
+  }
+
+ private:
+  pqxx::work& w_;
+  const std::string& id_;
+};
+
+}  // namespace
+
+absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& first) {
+  return impl_->With("StartExecution", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::work w(c);
+    w.exec_prepared0(kInsertExecution.name, row.execution_id, row.state_machine, row.name,
+                     row.revision, first.status,
+                     first.events.empty() ? int64_t{0} : first.events.back().id, row.start_us,
+                     first.stop_us, row.input, first.output, first.error, first.cause);
+    WriteAll(w, row.execution_id, first);
+    w.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<ExecutionRecord> PgStore::GetExecution(const std::string& execution_id) {
+  static const std::regex kUuid(
+      "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
+  if (!std::regex_match(execution_id, kUuid)) {
+    return absl::NotFoundError(saga::StrCat("execution '", execution_id, "' does not exist"));
+  }
+  return impl_->With("DescribeExecution",
+                     [&](pqxx::connection& c) -> absl::StatusOr<ExecutionRecord> {
+                       pqxx::read_transaction w(c);
+                       auto r = w.exec_prepared(kGetExecution.name, execution_id);
+                       if (r.empty()) {
+                         return absl::NotFoundError(
+                             saga::StrCat("execution '", execution_id, "' does not exist"));
+                       }
+                       return RowToExecution(r[0], r[0][12].as<std::string>());
+                     });
+}
+
+absl::StatusOr<ExecutionRecord> PgStore::FindExecution(const std::string& state_machine,
+                                                       const std::string& name) {
+  return impl_->With("DescribeExecution",
+                     [&](pqxx::connection& c) -> absl::StatusOr<ExecutionRecord> {
+                       pqxx::read_transaction w(c);
+                       auto r = w.exec_prepared(kFindExecution.name, state_machine, name);
+                       if (r.empty()) {
+                         return absl::NotFoundError(saga::StrCat(
+                             "execution '", name, "' of '", state_machine, "' does not exist"));
+                       }
+                       return RowToExecution(r[0], r[0][12].as<std::string>());
+                     });
+}
+
+absl::StatusOr<std::vector<ExecutionRecord>> PgStore::ListExecutions(
+    const std::string& state_machine, int status, std::optional<int64_t> before_us,
+    const std::string& before_id, int limit) {
+  return impl_->With(
+      "ListExecutions", [&](pqxx::connection& c) -> absl::StatusOr<std::vector<ExecutionRecord>> {
+        pqxx::read_transaction w(c);
+        const std::string cols =
+            "SELECT state_machine, name, revision, status, version, last_event_id, start_us, "
+            "stop_us, '' AS input, NULL::text, error, cause, execution_id FROM executions ";
+        pqxx::result r;
+        const int64_t cursor_us = before_us.value_or(INT64_MAX);
+        const std::string cursor_id =
+            before_id.empty() ? "ffffffff-ffff-ffff-ffff-ffffffffffff" : before_id;
+        if (status == 0) {
+          r = w.exec_params(cols +
+                                "WHERE state_machine = $1 AND (start_us, execution_id) < ($2, "
+                                "$3::uuid) ORDER BY start_us DESC, execution_id DESC LIMIT $4",
+                            state_machine, cursor_us, cursor_id, limit);
+        } else {
+          r = w.exec_params(cols +
+                                "WHERE state_machine = $1 AND status = $5 AND (start_us, "
+                                "execution_id) < ($2, $3::uuid) ORDER BY start_us DESC, "
+                                "execution_id DESC LIMIT $4",
+                            state_machine, cursor_us, cursor_id, limit, status);
+        }
+        std::vector<ExecutionRecord> out;
+        for (const auto& row : r) out.push_back(RowToExecution(row, row[12].as<std::string>()));
+        return out;
+      });
+}
+
+absl::StatusOr<std::vector<engine::Event>> PgStore::History(const std::string& execution_id,
+                                                            int64_t cursor, int limit,
+                                                            bool reverse) {
+  return impl_->With("GetExecutionHistory",
+                     [&](pqxx::connection& c) -> absl::StatusOr<std::vector<engine::Event>> {
+                       pqxx::read_transaction w(c);
+                       auto r = w.exec_prepared(reverse ? kHistoryDesc.name : kHistoryAsc.name,
+                                                execution_id, cursor, limit);
+                       std::vector<engine::Event> out;
+                       for (const auto& row : r) {
+                         auto e = RowToEvent(row);
+                         if (!e.ok()) return e.status();
+                         out.push_back(*std::move(e));
+                       }
+                       return out;
+                     });
+}
+
+absl::Status PgStore::Transition(const std::string& execution_id, const TransitionFn& fn,
+                                 bool skip_locked) {
+  return impl_->With("transition", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::work w(c);
+    auto r = w.exec_prepared(skip_locked ? kLockExecutionSkip.name : kLockExecution.name,
+                             execution_id);
+    if (r.empty()) {
+      if (skip_locked) {
+        auto exists = w.exec_prepared(kGetExecution.name, execution_id);
+        if (!exists.empty()) return absl::ResourceExhaustedError("execution is locked");
+      }
+      return absl::NotFoundError(saga::StrCat("execution '", execution_id, "' does not exist"));
+    }
+    ExecutionRecord locked = RowToExecution(r[0], execution_id);
+    PgTxn txn(w, execution_id);
+    absl::StatusOr<Writes> wr = fn(locked, txn);
+    if (!wr.ok()) return wr.status();  // rolled back by the work's destructor
+    const int64_t last = wr->events.empty() ? locked.last_event_id : wr->events.back().id;
+    w.exec_prepared0(kUpdateExecution.name, execution_id, wr->status, last, wr->stop_us,
+                     wr->output, wr->error, wr->cause);
+    WriteAll(w, execution_id, *wr);
+    w.commit();
+    return absl::OkStatus();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Work discovery
+
+absl::StatusOr<std::vector<TaskRecord>> PgStore::RunnableTasks(const std::string& activity,
+                                                               int limit) {
+  return impl_->With("runnable tasks",
+                     [&](pqxx::connection& c) -> absl::StatusOr<std::vector<TaskRecord>> {
+                       pqxx::nontransaction w(c);
+                       auto r = w.exec_prepared(kRunnableTasks.name, activity, limit);
+                       std::vector<TaskRecord> out;
+                       for (const auto& row : r) {
+                         out.push_back(RowToTask(row, row[0].as<std::string>(), 1));
+                       }
+                       return out;
+                     });
+}
+
+absl::StatusOr<std::vector<TimerRecord>> PgStore::DueTimers(int64_t now_us, int limit) {
+  return impl_->With("due timers",
+                     [&](pqxx::connection& c) -> absl::StatusOr<std::vector<TimerRecord>> {
+                       pqxx::nontransaction w(c);
+                       auto r = w.exec_prepared(kDueTimers.name, now_us, limit);
+                       std::vector<TimerRecord> out;
+                       for (const auto& row : r) {
+                         out.push_back({row[0].as<std::string>(), row[1].as<int64_t>(),
+                                        row[2].as<int64_t>()});
+                       }
+                       return out;
+                     });
+}
+
+absl::StatusOr<std::vector<DueDeadline>> PgStore::DueDeadlines(int64_t now_us, int limit) {
+  return impl_->With("due deadlines",
+                     [&](pqxx::connection& c) -> absl::StatusOr<std::vector<DueDeadline>> {
+                       pqxx::nontransaction w(c);
+                       auto r = w.exec_prepared(kDueDeadlines.name, now_us, limit);
+                       std::vector<DueDeadline> out;
+                       for (const auto& row : r) {
+                         out.push_back({row[0].as<std::string>(), row[1].as<int64_t>(),
+                                        row[2].as<bool>()});
+                       }
+                       return out;
+                     });
+}
+
+absl::StatusOr<std::optional<int64_t>> PgStore::NextWakeup() {
+  return impl_->With("next wakeup",
+                     [&](pqxx::connection& c) -> absl::StatusOr<std::optional<int64_t>> {
+                       pqxx::nontransaction w(c);
+                       auto r = w.exec_prepared1(kNextWakeup.name);
+                       return Opt<int64_t>(r[0]);
+                     });
+}
+
+absl::StatusOr<std::string> PgStore::GetOrInitSetting(const std::string& key,
+                                                      const std::string& initial) {
+  return impl_->With("settings", [&](pqxx::connection& c) -> absl::StatusOr<std::string> {
+    pqxx::work w(c);
+    w.exec_params0("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                   key, initial);
+    auto r = w.exec_params1("SELECT value FROM settings WHERE key = $1", key);
+    w.commit();
+    return r[0].as<std::string>();
+  });
+}
+
+absl::Status PgStore::Exec(const std::string& sql) {
+  return impl_->With("exec", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction w(c);
+    w.exec(sql);
+    return absl::OkStatus();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// LISTEN
+
+namespace {
+
+using Note = std::pair<std::string, std::string>;
+
+class Receiver : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& c, const std::string& channel, std::vector<Note>* sink)
+      : pqxx::notification_receiver(c, channel), sink_(sink) {}
+  void operator()(const std::string& payload, int) override {
+    sink_->emplace_back(channel(), payload);
+  }
+
+ private:
+  std::vector<Note>* sink_;
+};
+
+class PgListener : public PgStore::Listener {
+ public:
+  static absl::StatusOr<std::unique_ptr<PgListener>> Make(const std::string& conninfo,
+                                                          const std::vector<std::string>& channels) {
+    auto l = std::unique_ptr<PgListener>(new PgListener());
+    try {
+      l->conn_ = std::make_unique<pqxx::connection>(conninfo);
+      for (const auto& ch : channels) {
+        l->receivers_.push_back(std::make_unique<Receiver>(*l->conn_, ch, &l->pending_));
+      }
+    } catch (...) {
+      bool broken;
+      return CurrentExceptionToStatus("listen", &broken);
+    }
+    return l;
+  }
+  ~PgListener() override {
+    try {
+      receivers_.clear();
+      conn_.reset();
+    } catch (...) {  // a dead connection cannot UNLISTEN; nothing to do
+    }
+  }
+  absl::StatusOr<std::vector<Note>> Wait(int timeout_ms) override {
+    try {
+      if (pending_.empty()) {
+        conn_->await_notification(timeout_ms / 1000, (timeout_ms % 1000) * 1000);
+      } else {
+        conn_->get_notifs();
+      }
+      if (!conn_->is_open()) return absl::UnavailableError("listen connection closed");
+    } catch (...) {
+      bool broken;
+      return CurrentExceptionToStatus("listen", &broken);
+    }
+    std::vector<Note> out;
+    out.swap(pending_);
+    return out;
+  }
+
+ private:
+  PgListener() = default;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::vector<std::unique_ptr<Receiver>> receivers_;
+  std::vector<Note> pending_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PgStore::Listener>> PgStore::Listen(
+    const std::vector<std::string>& channels) {
+  auto l = PgListener::Make(impl_->conninfo, channels);
+  if (!l.ok()) return l.status();
+  return std::unique_ptr<PgStore::Listener>(*std::move(l));
+}
+
+}  // namespace saga::storage

@@ -1,0 +1,209 @@
+// PostgreSQL storage for the coordinator. The only code that includes pqxx
+// (behind a pimpl, so this header is pqxx-free).
+//
+// Every state transition goes through Transition(): lock the execution row,
+// let the caller decide (the engine), then write the events, the execution
+// row and the task/timer rows the decision schedules (transactional outbox),
+// and commit — one transaction. pqxx exceptions are mapped to absl::Status in
+// pg_errors.cc only: serialization failure / deadlock -> ABORTED (retry the
+// whole read-modify-write), broken connection -> UNAVAILABLE, unique
+// violation -> ALREADY_EXISTS, anything else -> INTERNAL.
+//
+// Thread safety: all methods are thread-safe; connections come from an
+// internal pool, and a broken connection is replaced on next use.
+#ifndef SAGA_COORDINATOR_STORAGE_PG_PG_STORE_H_
+#define SAGA_COORDINATOR_STORAGE_PG_PG_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/engine/events.h"
+
+namespace saga::storage {
+
+struct StateMachineRecord {
+  std::string name;
+  int type = 1;  // 1 STANDARD, 2 EXPRESS
+  int revision = 0;
+  std::string definition;
+  int64_t created_us = 0;
+  int64_t updated_us = 0;
+};
+
+// Status codes stored in executions.status.
+enum class ExecStatus : int { kRunning = 1, kSucceeded = 2, kFailed = 3, kTimedOut = 4, kAborted = 5 };
+
+struct ExecutionRecord {
+  std::string execution_id;  // uuid
+  std::string state_machine;
+  std::string name;
+  int revision = 0;
+  int status = 1;
+  int64_t version = 0;
+  int64_t last_event_id = 0;
+  int64_t start_us = 0;
+  std::optional<int64_t> stop_us;
+  std::string input;
+  std::optional<std::string> output, error, cause;
+};
+
+struct TaskRecord {
+  std::string execution_id;
+  int64_t task_id = 0;
+  std::string activity;
+  std::string state_name;
+  std::string input;
+  int64_t attempt = 0;
+  int64_t scheduled_us = 0;
+  std::optional<int64_t> started_us;
+  std::optional<int64_t> timeout_at_us;
+  std::optional<int64_t> heartbeat_seconds;
+  std::optional<int64_t> heartbeat_at_us;
+  std::optional<std::string> worker;
+};
+
+struct TimerRecord {
+  std::string execution_id;
+  int64_t timer_id = 0;
+  int64_t fire_at_us = 0;
+};
+
+// A task whose TimeoutSeconds or heartbeat deadline has passed.
+struct DueDeadline {
+  std::string execution_id;
+  int64_t task_id = 0;
+  bool heartbeat = false;
+};
+
+// Everything one transition writes.
+struct Writes {
+  std::vector<engine::Event> events;
+  // The execution row after the transition.
+  int status = 1;
+  std::optional<int64_t> stop_us;
+  std::optional<std::string> output, error, cause;
+  std::vector<TaskRecord> new_tasks;
+  std::vector<int64_t> deleted_tasks;
+  std::vector<TimerRecord> new_timers;
+  std::vector<int64_t> deleted_timers;
+  // Task row updates without events of their own.
+  struct Started {
+    int64_t task_id;
+    std::string worker;
+    int64_t started_us;
+    std::optional<int64_t> heartbeat_at_us;
+  };
+  std::optional<Started> started;
+  std::optional<std::pair<int64_t, int64_t>> heartbeat;  // task id, new heartbeat deadline
+  // Activities that got runnable tasks (NOTIFYed on commit).
+  std::vector<std::string> notify_activities;
+};
+
+// Access to the locked execution inside Transition().
+class TransitionTxn {
+ public:
+  virtual ~TransitionTxn() = default;
+  // Events with id > after_id, in order.
+  virtual absl::StatusOr<std::vector<engine::Event>> LoadEvents(int64_t after_id) = 0;
+  // The task row, locked; nullopt when it no longer exists.
+  virtual absl::StatusOr<std::optional<TaskRecord>> LockTask(int64_t task_id) = 0;
+};
+
+class PgStore {
+ public:
+  // Connects `pool_size` connections lazily; fails fast if the first cannot.
+  static absl::StatusOr<std::unique_ptr<PgStore>> Open(const std::string& conninfo,
+                                                       int pool_size);
+  ~PgStore();
+
+  // Applies pending migrations under a PostgreSQL advisory lock, so
+  // concurrently starting coordinators apply each migration once.
+  absl::Status Migrate();
+  // The highest applied migration (0 on an empty database).
+  absl::StatusOr<int> SchemaVersion();
+  // The highest migration built into this binary.
+  static int LatestSchemaVersion();
+
+  // State machines. Errors: AlreadyExists, NotFound.
+  absl::StatusOr<StateMachineRecord> CreateStateMachine(const std::string& name, int type,
+                                                        const std::string& definition,
+                                                        int64_t now_us);
+  absl::StatusOr<StateMachineRecord> UpdateStateMachine(const std::string& name,
+                                                        const std::string& definition,
+                                                        int64_t now_us);
+  // revision 0: the latest. Deleted machines are NotFound.
+  absl::StatusOr<StateMachineRecord> GetStateMachine(const std::string& name, int revision);
+  // A revision's definition even if the machine was deleted since (running
+  // executions keep their revision).
+  absl::StatusOr<StateMachineRecord> GetRevision(const std::string& name, int revision);
+  absl::StatusOr<std::vector<StateMachineRecord>> ListStateMachines(const std::string& after,
+                                                                    int limit);
+  absl::Status DeleteStateMachine(const std::string& name);
+
+  // Inserts a new execution with its first transition. AlreadyExists when
+  // the (state machine, name) pair is taken.
+  absl::Status CreateExecution(const ExecutionRecord& row, const Writes& first);
+  absl::StatusOr<ExecutionRecord> GetExecution(const std::string& execution_id);
+  absl::StatusOr<ExecutionRecord> FindExecution(const std::string& state_machine,
+                                                const std::string& name);
+  // Newest first. Cursor: executions strictly older than (before_us, before_id).
+  absl::StatusOr<std::vector<ExecutionRecord>> ListExecutions(
+      const std::string& state_machine, int status, std::optional<int64_t> before_us,
+      const std::string& before_id, int limit);
+  // Events after `after_id` (ascending) or before `before_id` (descending).
+  absl::StatusOr<std::vector<engine::Event>> History(const std::string& execution_id,
+                                                     int64_t cursor, int limit, bool reverse);
+
+  // One transition. `fn` sees the locked row and returns what to write; a
+  // non-OK status from `fn` rolls back and is returned. With skip_locked, a
+  // row locked by someone else returns ResourceExhausted at once.
+  using TransitionFn =
+      std::function<absl::StatusOr<Writes>(const ExecutionRecord& locked, TransitionTxn& txn)>;
+  absl::Status Transition(const std::string& execution_id, const TransitionFn& fn,
+                          bool skip_locked = false);
+
+  // Work discovery (no locks; Transition re-checks).
+  absl::StatusOr<std::vector<TaskRecord>> RunnableTasks(const std::string& activity, int limit);
+  absl::StatusOr<std::vector<TimerRecord>> DueTimers(int64_t now_us, int limit);
+  absl::StatusOr<std::vector<DueDeadline>> DueDeadlines(int64_t now_us, int limit);
+  // The earliest timer or task deadline, if any.
+  absl::StatusOr<std::optional<int64_t>> NextWakeup();
+
+  // A dedicated connection LISTENing on some channels.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    // Waits up to timeout_ms for notifications; returns (channel, payload)
+    // pairs (empty on timeout). Unavailable when the connection broke.
+    virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Wait(
+        int timeout_ms) = 0;
+  };
+  absl::StatusOr<std::unique_ptr<Listener>> Listen(const std::vector<std::string>& channels);
+
+  // Returns the setting, storing `initial` first if it has none yet (all
+  // replicas then agree on the value).
+  absl::StatusOr<std::string> GetOrInitSetting(const std::string& key, const std::string& initial);
+
+  // Runs a statement outside any transition (tests and benchmarks).
+  absl::Status Exec(const std::string& sql);
+
+  struct Impl;
+
+ private:
+  explicit PgStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The NOTIFY channel on which new runnable tasks are announced.
+inline constexpr char kTaskChannel[] = "saga_tasks";
+// The NOTIFY channel on which new or earlier timers are announced.
+inline constexpr char kTimerChannel[] = "saga_timers";
+
+}  // namespace saga::storage
+
+#endif  // SAGA_COORDINATOR_STORAGE_PG_PG_STORE_H_
