@@ -133,8 +133,9 @@ int Conformance(const std::string& sagactl, const Value& c, const std::string& t
   WriteAll(tmp + "/definition.json", def->Dump());
   const Value* input = c.Find("input");
   WriteAll(tmp + "/input.json", input ? input->Dump() : "{}");
-  std::vector<std::string> argv = {sagactl, "test-run", "--definition", tmp + "/definition.json",
-                                   "--input", tmp + "/input.json"};
+  std::vector<std::string> argv = {sagactl,        "test-run",
+                                   "--definition", tmp + "/definition.json",
+                                   "--input",      tmp + "/input.json"};
   if (const Value* mc = c.Find("mockConfig"); mc && mc->is_object()) {
     WriteAll(tmp + "/mock.json", mc->Dump());
     std::string sm;

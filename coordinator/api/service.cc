@@ -101,8 +101,7 @@ grpc::Status SagaService::ValidateStateMachineDefinition(
   return grpc::Status::OK;
 }
 
-grpc::Status SagaService::StartExecution(grpc::ServerContext*,
-                                         const v1::StartExecutionRequest* req,
+grpc::Status SagaService::StartExecution(grpc::ServerContext*, const v1::StartExecutionRequest* req,
                                          v1::StartExecutionResponse* resp) {
   auto r = c_->StartExecution(req->state_machine(), req->name(), req->input());
   if (!r.ok()) return ToGrpc(r.status());
@@ -120,8 +119,7 @@ grpc::Status SagaService::DescribeExecution(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status SagaService::ListExecutions(grpc::ServerContext*,
-                                         const v1::ListExecutionsRequest* req,
+grpc::Status SagaService::ListExecutions(grpc::ServerContext*, const v1::ListExecutionsRequest* req,
                                          v1::ListExecutionsResponse* resp) {
   std::string next;
   auto r = c_->ListExecutions(req->state_machine(), static_cast<int>(req->status_filter()),

@@ -3,10 +3,10 @@
 #include <utility>
 
 #include "absl/strings/match.h"
-#include "coordinator/common/strings.h"
 #include "coordinator/asl/errors.h"
 #include "coordinator/asl/validator.h"
 #include "coordinator/common/status_macros.h"
+#include "coordinator/common/strings.h"
 
 namespace saga::asl {
 
@@ -45,10 +45,10 @@ const State* StateMachine::Find(std::string_view name) const {
 struct PayloadTemplate::Node {
   enum class Kind : uint8_t { kLiteral, kPath, kIntrinsic, kObject, kArray };
   Kind kind = Kind::kLiteral;
-  json::Value literal;  // kLiteral
-  JsonPath path;        // kPath
-  Intrinsic intrinsic;  // kIntrinsic
-  std::string field;    // the ".$" key, for error messages
+  json::Value literal;                                // kLiteral
+  JsonPath path;                                      // kPath
+  Intrinsic intrinsic;                                // kIntrinsic
+  std::string field;                                  // the ".$" key, for error messages
   std::vector<std::pair<std::string, Node>> members;  // kObject
   std::vector<Node> elements;                         // kArray
 };
@@ -166,8 +166,7 @@ absl::StatusOr<PayloadTemplate> PayloadTemplate::Compile(const json::Value& tpl)
 }
 
 absl::StatusOr<json::Value> PayloadTemplate::Evaluate(const json::Value& input,
-                                                      const json::Value& context,
-                                                      Rng* rng) const {
+                                                      const json::Value& context, Rng* rng) const {
   return EvalNode(*root_, input, context, rng);
 }
 
@@ -370,8 +369,10 @@ struct Compiler {
           break;
         }
         case StateType::kFail: {
-          if (const json::Value* v = sj.Find("Error"); v && v->is_string()) st.error = v->as_string();
-          if (const json::Value* v = sj.Find("Cause"); v && v->is_string()) st.cause = v->as_string();
+          if (const json::Value* v = sj.Find("Error"); v && v->is_string())
+            st.error = v->as_string();
+          if (const json::Value* v = sj.Find("Cause"); v && v->is_string())
+            st.cause = v->as_string();
           if (const json::Value* v = sj.Find("ErrorPath"); v && v->is_string()) {
             ASSIGN_OR_RETURN(st.error_path, Dynamic(v->as_string()));
           }

@@ -35,7 +35,9 @@ struct PathField {
   enum class Kind : uint8_t { kDefault, kNull, kPath };
   Kind kind = Kind::kDefault;
   JsonPath path;
-  bool is_identity() const { return kind == Kind::kDefault || (kind == Kind::kPath && path.is_root()); }
+  bool is_identity() const {
+    return kind == Kind::kDefault || (kind == Kind::kPath && path.is_root());
+  }
 };
 
 // A path or an intrinsic call, as allowed in ".$" fields, ErrorPath, CausePath.

@@ -45,8 +45,7 @@ class JsonPath {
   // Evaluates against `input` (or `context` for $$ paths).
   // Definite path: the node, or NotFound("... '$.a.b' ...") when absent.
   // Indefinite path: an array of all matches in document order.
-  absl::StatusOr<json::Value> Evaluate(const json::Value& input,
-                                       const json::Value& context) const;
+  absl::StatusOr<json::Value> Evaluate(const json::Value& input, const json::Value& context) const;
 
   // For reference paths only: returns a copy of `root` with `value` placed at
   // this path, creating missing intermediate objects. "$" returns `value`.

@@ -512,9 +512,9 @@ class Validator {
       }
       if (!val.is_string()) {
         Error(root, Cat("Field '", key,
-                     "' ends in \".$\", so its value must be a JSONPath or intrinsic "
-                     "function string, not ",
-                     TypeOf(val)));
+                        "' ends in \".$\", so its value must be a JSONPath or intrinsic "
+                        "function string, not ",
+                        TypeOf(val)));
         continue;
       }
       const std::string& s = val.as_string();
@@ -527,7 +527,7 @@ class Validator {
         }
       } else {
         Error(root, Cat("Field '", key, "' ends in \".$\" but its value \"", s,
-                     "\" is not a JSONPath or intrinsic function"));
+                        "\" is not a JSONPath or intrinsic function"));
       }
     }
   }

@@ -8,10 +8,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
-#include "coordinator/common/strings.h"
 #include "absl/time/clock.h"
 #include "coordinator/asl/definition.h"
 #include "coordinator/asl/validator.h"
+#include "coordinator/common/strings.h"
 #include "coordinator/engine/offline_runner.h"
 
 namespace saga::cli {

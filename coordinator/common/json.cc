@@ -33,9 +33,7 @@ Value::Value(Array a) : type_(Type::kArray), i_(0), ptr_(std::make_shared<Array>
 Value::Value(Object o)
     : type_(Type::kObject), i_(0), ptr_(std::make_shared<Object>(std::move(o))) {}
 
-const std::string& Value::as_string() const {
-  return *static_cast<const std::string*>(ptr_.get());
-}
+const std::string& Value::as_string() const { return *static_cast<const std::string*>(ptr_.get()); }
 const Array& Value::as_array() const { return *static_cast<const Array*>(ptr_.get()); }
 const Object& Value::as_object() const { return *static_cast<const Object*>(ptr_.get()); }
 
@@ -380,8 +378,7 @@ class Parser {
 
  private:
   absl::Status Error() const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid JSON at offset ", pos_, ": ", err_));
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON at offset ", pos_, ": ", err_));
   }
 
   void SkipWs() {

@@ -38,16 +38,16 @@ using Object = std::vector<Member>;
 class Value {
  public:
   Value() noexcept : type_(Type::kNull), i_(0) {}
-  Value(std::nullptr_t) noexcept : type_(Type::kNull), i_(0) {}  // NOLINT
+  Value(std::nullptr_t) noexcept : type_(Type::kNull), i_(0) {}   // NOLINT
   Value(bool b) noexcept : type_(Type::kBool), i_(0) { b_ = b; }  // NOLINT
-  Value(int i) noexcept : type_(Type::kInt), i_(i) {}            // NOLINT
-  Value(int64_t i) noexcept : type_(Type::kInt), i_(i) {}        // NOLINT
-  Value(double d) noexcept : type_(Type::kDouble), d_(d) {}      // NOLINT
-  Value(const char* s) : Value(std::string(s)) {}              // NOLINT
-  Value(std::string_view s) : Value(std::string(s)) {}         // NOLINT
-  Value(std::string s);                                        // NOLINT
-  Value(Array a);                                              // NOLINT
-  Value(Object o);                                             // NOLINT
+  Value(int i) noexcept : type_(Type::kInt), i_(i) {}             // NOLINT
+  Value(int64_t i) noexcept : type_(Type::kInt), i_(i) {}         // NOLINT
+  Value(double d) noexcept : type_(Type::kDouble), d_(d) {}       // NOLINT
+  Value(const char* s) : Value(std::string(s)) {}                 // NOLINT
+  Value(std::string_view s) : Value(std::string(s)) {}            // NOLINT
+  Value(std::string s);                                           // NOLINT
+  Value(Array a);                                                 // NOLINT
+  Value(Object o);                                                // NOLINT
 
   static Value EmptyObject() { return Value(Object{}); }
   static Value EmptyArray() { return Value(Array{}); }

@@ -104,7 +104,8 @@ TEST(JsonTest, FitsInAgreesWithSerializedSize) {
 }
 
 TEST(JsonTest, PrettyPrintsNested) {
-  EXPECT_EQ(P(R"({"a":[1,2],"b":{}})").Pretty(), "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {}\n}");
+  EXPECT_EQ(P(R"({"a":[1,2],"b":{}})").Pretty(),
+            "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {}\n}");
 }
 
 }  // namespace

@@ -8,9 +8,9 @@
 #define SAGA_CONCAT_INNER_(a, b) a##b
 #define SAGA_CONCAT_(a, b) SAGA_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                \
-  do {                                       \
-    ::absl::Status saga_status_ = (expr);    \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status saga_status_ = (expr);        \
     if (!saga_status_.ok()) return saga_status_; \
   } while (0)
 

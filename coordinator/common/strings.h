@@ -27,8 +27,8 @@ inline void Append(std::string* out, absl::string_view s) { out->append(s.data()
 inline void Append(std::string* out, char c) { out->push_back(c); }
 inline void Append(std::string* out, bool b) { out->append(b ? "true" : "false"); }
 template <typename T>
-  requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, char>)
-void Append(std::string* out, T v) {
+requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool> &&
+         !std::is_same_v<T, char>) void Append(std::string* out, T v) {
   char buf[40];
   auto r = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, static_cast<size_t>(r.ptr - buf));

@@ -5,9 +5,9 @@
 #include <deque>
 #include <utility>
 
-#include "coordinator/common/strings.h"
 #include "coordinator/asl/errors.h"
 #include "coordinator/common/status_macros.h"
+#include "coordinator/common/strings.h"
 
 namespace saga::engine {
 namespace {
@@ -134,8 +134,8 @@ class Decider {
       return absl::FailedPreconditionError("execution already started");
     }
     if (!json::FitsIn(c.input, asl::kMaxPayloadBytes)) {
-      return absl::InvalidArgumentError(saga::StrCat(
-          "input: the execution input is larger than ", asl::kMaxPayloadBytes, " bytes"));
+      return absl::InvalidArgumentError(saga::StrCat("input: the execution input is larger than ",
+                                                     asl::kMaxPayloadBytes, " bytes"));
     }
     json::Value d = Details("input", c.input);
     d.Set("roleArn", json::Value(c.info.role_arn));
@@ -313,9 +313,9 @@ class Decider {
     state.emplace_back("EnteredTime", json::Value(FormatTimestamp(f.entered_us)));
     state.emplace_back("Name", json::Value(f.state >= 0 ? f.current().name : std::string()));
     // As AWS: only states that can retry expose State.RetryCount.
-    if (f.state >= 0 && (f.current().type == StateType::kTask ||
-                         f.current().type == StateType::kParallel ||
-                         f.current().type == StateType::kMap)) {
+    if (f.state >= 0 &&
+        (f.current().type == StateType::kTask || f.current().type == StateType::kParallel ||
+         f.current().type == StateType::kMap)) {
       state.emplace_back("RetryCount", json::Value(f.retry_count));
     }
     json::Object sm;
@@ -496,8 +496,8 @@ class Decider {
         return asl::AslError(asl::kStatesRuntime,
                              saga::StrCat("The TimestampPath parameter does not reference a valid "
                                           "ISO-8601 extended offset date-time format string: ",
-                                          st.timestamp_path->text(), " == ",
-                                          v->is_string() ? v->as_string() : v->Dump()));
+                                          st.timestamp_path->text(),
+                                          " == ", v->is_string() ? v->as_string() : v->Dump()));
       }
       return std::max(now_, *t);
     }
@@ -554,8 +554,9 @@ class Decider {
       v = *std::move(r);
     }
     if (!v.is_string()) {
-      return asl::AslError(asl::kStatesRuntime,
-                           saga::StrCat("The ", field, " must resolve to a string, found ", v.Dump()));
+      return asl::AslError(
+          asl::kStatesRuntime,
+          saga::StrCat("The ", field, " must resolve to a string, found ", v.Dump()));
     }
     return v.as_string();
   }
@@ -662,10 +663,10 @@ class Decider {
     auto v = p.Evaluate(in, ContextFor(f));
     if (!v.ok()) return NotFoundPath(field, p, v.status());
     if (!v->is_integral() || v->as_double() < 0) {
-      return asl::AslError(asl::kStatesRuntime,
-                           saga::StrCat(field, " '", p.text(),
-                                        "' must point to a non-negative integer, found ",
-                                        v->Dump()));
+      return asl::AslError(
+          asl::kStatesRuntime,
+          saga::StrCat(field, " '", p.text(), "' must point to a non-negative integer, found ",
+                       v->Dump()));
     }
     return static_cast<int64_t>(v->as_double());
   }
@@ -678,17 +679,17 @@ class Decider {
     json::Value items = *eff;
     if (st.items_path) {
       auto r = st.items_path->Evaluate(*eff, ContextFor(f));
-      if (!r.ok()) return HandleStateError(fid, Failure::From(
-                                                    NotFoundPath("ItemsPath", *st.items_path,
-                                                                 r.status())));
+      if (!r.ok())
+        return HandleStateError(
+            fid, Failure::From(NotFoundPath("ItemsPath", *st.items_path, r.status())));
       items = *std::move(r);
     }
     if (!items.is_array()) {
       return HandleStateError(
-          fid, Failure::Of(asl::kStatesRuntime,
-                           saga::StrCat("Map state '", st.name,
-                                        "': the items must be a JSON array, found ",
-                                        json::TypeName(items.type()))));
+          fid,
+          Failure::Of(asl::kStatesRuntime, saga::StrCat("Map state '", st.name,
+                                                        "': the items must be a JSON array, found ",
+                                                        json::TypeName(items.type()))));
     }
     int64_t max_conc = st.max_concurrency;
     std::optional<int64_t> tol_count = st.tolerated_failure_count;
@@ -888,9 +889,9 @@ class Decider {
     const bool parallel = p.current().type == StateType::kParallel;
     json::Value d = Details("index", json::Value(f.index));
     d.Set("output", std::move(out));
-    RETURN_IF_ERROR(Emit(parallel ? EventType::kParallelBranchSucceeded
-                                  : EventType::kMapIterationSucceeded,
-                         fid, p.current().name, std::move(d)));
+    RETURN_IF_ERROR(
+        Emit(parallel ? EventType::kParallelBranchSucceeded : EventType::kMapIterationSucceeded,
+             fid, p.current().name, std::move(d)));
     Frame& p2 = s_->frames.at(pid);
     if (parallel) {
       if (p2.running_children == 0) return FinishChildren(pid);
@@ -910,9 +911,9 @@ class Decider {
     json::Value d = Details("index", json::Value(f.index));
     fl.AddTo(&d);
     RETURN_IF_ERROR(CancelSubtreeWork(fid));
-    RETURN_IF_ERROR(Emit(parallel ? EventType::kParallelBranchFailed
-                                  : EventType::kMapIterationFailed,
-                         fid, pst.name, std::move(d)));
+    RETURN_IF_ERROR(
+        Emit(parallel ? EventType::kParallelBranchFailed : EventType::kMapIterationFailed, fid,
+             pst.name, std::move(d)));
     Frame& pp = s_->frames.at(pid);
     if (!parallel) {
       const int64_t total = static_cast<int64_t>(pp.items.size());
@@ -968,10 +969,9 @@ class Decider {
     for (int32_t c : children) {
       RETURN_IF_ERROR(AbortActiveStates(c));
       const Frame& cf = s_->frames.at(c);
-      RETURN_IF_ERROR(Emit(parallel ? EventType::kParallelBranchAborted
-                                    : EventType::kMapIterationAborted,
-                           c, s_->frames.at(pid).current().name,
-                           Details("index", json::Value(cf.index))));
+      RETURN_IF_ERROR(
+          Emit(parallel ? EventType::kParallelBranchAborted : EventType::kMapIterationAborted, c,
+               s_->frames.at(pid).current().name, Details("index", json::Value(cf.index))));
     }
     return absl::OkStatus();
   }

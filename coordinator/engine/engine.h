@@ -64,9 +64,9 @@ struct StopCommand {
   std::optional<std::string> error;
   std::optional<std::string> cause;
 };
-using Command = std::variant<StartCommand, TaskStartedCommand, TaskHeartbeatCommand,
-                             TaskSucceededCommand, TaskFailedCommand, TaskTimedOutCommand,
-                             TimerFiredCommand, StopCommand>;
+using Command =
+    std::variant<StartCommand, TaskStartedCommand, TaskHeartbeatCommand, TaskSucceededCommand,
+                 TaskFailedCommand, TaskTimedOutCommand, TimerFiredCommand, StopCommand>;
 
 // An activity (or compensation) the caller must dispatch to a worker.
 struct TaskRequest {

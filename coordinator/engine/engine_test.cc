@@ -3,12 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "coordinator/asl/definition.h"
-#include "coordinator/engine/offline_runner.h"
-
 #include <deque>
 
+#include "coordinator/asl/definition.h"
 #include "coordinator/common/strings.h"
+#include "coordinator/engine/offline_runner.h"
 
 namespace saga::engine {
 namespace {
@@ -63,9 +62,9 @@ TEST(EngineTest, PassChainProducesStepFunctionsHistory) {
                   R"({"in":true})");
   EXPECT_EQ(r.status, ExecutionStatus::kSucceeded);
   EXPECT_EQ(r.output, J(R"({"in":true,"a":{"x":1}})"));
-  EXPECT_THAT(Types(r), testing::ElementsAre("ExecutionStarted", "PassStateEntered",
-                                             "PassStateExited", "PassStateEntered",
-                                             "PassStateExited", "ExecutionSucceeded"));
+  EXPECT_THAT(Types(r),
+              testing::ElementsAre("ExecutionStarted", "PassStateEntered", "PassStateExited",
+                                   "PassStateEntered", "PassStateExited", "ExecutionSucceeded"));
   EXPECT_EQ(r.history[1].state_name, "A");
   EXPECT_EQ(r.history[1].details.Find("input")->Dump(), R"({"in":true})");
 }
@@ -83,17 +82,18 @@ TEST(EngineTest, TaskWithoutMockEchoesEffectiveInput) {
       "ResultPath":"$.res","End":true}}})",
                   R"({"a":5})");
   EXPECT_EQ(r.output, J(R"({"a":5,"res":{"got":5}})"));
-  EXPECT_THAT(Types(r), testing::ElementsAre("ExecutionStarted", "TaskStateEntered",
-                                             "ActivityScheduled", "ActivityStarted",
-                                             "ActivitySucceeded", "TaskStateExited",
-                                             "ExecutionSucceeded"));
+  EXPECT_THAT(Types(r),
+              testing::ElementsAre("ExecutionStarted", "TaskStateEntered", "ActivityScheduled",
+                                   "ActivityStarted", "ActivitySucceeded", "TaskStateExited",
+                                   "ExecutionSucceeded"));
 }
 
 TEST(EngineTest, RetryBacksOffOnTheVirtualClockThenSucceeds) {
-  auto r = RunDef(R"({"StartAt":"T","States":{"T":{"Type":"Task","Resource":"r",
+  auto r =
+      RunDef(R"({"StartAt":"T","States":{"T":{"Type":"Task","Resource":"r",
       "Retry":[{"ErrorEquals":["E"],"IntervalSeconds":2,"BackoffRate":3,"MaxAttempts":3}],
       "End":true}}})",
-                  "{}", Mock("T", R"({"0-1":{"Throw":{"Error":"E","Cause":"c"}},"2":{"Return":7}})"));
+             "{}", Mock("T", R"({"0-1":{"Throw":{"Error":"E","Cause":"c"}},"2":{"Return":7}})"));
   ASSERT_EQ(r.status, ExecutionStatus::kSucceeded);
   EXPECT_EQ(r.output, Value(7));
   std::vector<int64_t> scheduled;
@@ -120,14 +120,14 @@ TEST(EngineTest, MaxDelaySecondsCapsBackoffAndFullJitterStaysBelowIt) {
 }
 
 TEST(EngineTest, RetriersCountSeparatelyAndExhaustedRetrierFallsToCatch) {
-  auto r = RunDef(R"({"StartAt":"T","States":{
+  auto r =
+      RunDef(R"({"StartAt":"T","States":{
       "T":{"Type":"Task","Resource":"r",
         "Retry":[{"ErrorEquals":["A"],"MaxAttempts":1,"IntervalSeconds":1},
                  {"ErrorEquals":["B"],"MaxAttempts":1,"IntervalSeconds":1}],
         "Catch":[{"ErrorEquals":["States.ALL"],"Next":"C"}],"End":true},
       "C":{"Type":"Pass","End":true}}})",
-                  R"({"k":1})",
-                  Mock("T", R"({"0":{"Throw":{"Error":"A"}},"1":{"Throw":{"Error":"B"}},
+             R"({"k":1})", Mock("T", R"({"0":{"Throw":{"Error":"A"}},"1":{"Throw":{"Error":"B"}},
                               "2":{"Throw":{"Error":"A","Cause":"again"}}})"));
   EXPECT_EQ(r.status, ExecutionStatus::kSucceeded);
   EXPECT_EQ(r.output, J(R"({"Error":"A","Cause":"again"})"));
@@ -220,8 +220,8 @@ TEST(EngineTest, MapToleratesFailuresUpToTheThreshold) {
       "MaxConcurrency":1,
       "ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"r","End":true}}},
       "End":true}}})";
-  auto r = RunDef(def, "[1,2,3]",
-                  Mock("T", R"({"0":{"Return":1},"1":{"Throw":{"Error":"E","Cause":"c"}},
+  auto r =
+      RunDef(def, "[1,2,3]", Mock("T", R"({"0":{"Return":1},"1":{"Throw":{"Error":"E","Cause":"c"}},
                                "2":{"Return":3}})"));
   ASSERT_EQ(r.status, ExecutionStatus::kSucceeded);
   EXPECT_EQ(r.output, J(R"([1,{"Error":"E","Cause":"c"},3])"));
@@ -248,8 +248,9 @@ TEST(EngineTest, TopLevelTimeoutEndsALongWaitAsTimedOut) {
 }
 
 TEST(EngineTest, WaitTimestampPathInThePastFiresImmediately) {
-  auto r = RunDef(R"({"StartAt":"W","States":{"W":{"Type":"Wait","TimestampPath":"$.t","End":true}}})",
-                  R"({"t":"2001-01-01T00:00:00Z"})");
+  auto r =
+      RunDef(R"({"StartAt":"W","States":{"W":{"Type":"Wait","TimestampPath":"$.t","End":true}}})",
+             R"({"t":"2001-01-01T00:00:00Z"})");
   EXPECT_EQ(r.status, ExecutionStatus::kSucceeded);
   EXPECT_EQ(r.history.back().timestamp_us, kT0);
 }
@@ -330,8 +331,8 @@ TEST_F(TaskFlowTest, CompletionOfATimedOutAttemptIsRefusedAndChangesNothing) {
   ASSERT_EQ(fire->tasks.size(), 1u);
   EXPECT_NE(fire->tasks[0].task_id, task_.task_id);
   EXPECT_EQ(fire->tasks[0].attempt, 1);
-  auto ok = Process(&st_, TaskSucceededCommand{fire->tasks[0].task_id, Value("done")},
-                    kT0 + 12000000, 5);
+  auto ok =
+      Process(&st_, TaskSucceededCommand{fire->tasks[0].task_id, Value("done")}, kT0 + 12000000, 5);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(st_.status, ExecutionStatus::kSucceeded);
   EXPECT_EQ(st_.output, Value("done"));
@@ -455,9 +456,8 @@ TEST(ReplayTest, ReplayedStateEqualsProcessedStateAtEveryStep) {
       }
     } else {
       ASSERT_FALSE(timers.empty());
-      auto it = std::min_element(timers.begin(), timers.end(), [](auto& a, auto& b) {
-        return a.fire_at_us < b.fire_at_us;
-      });
+      auto it = std::min_element(timers.begin(), timers.end(),
+                                 [](auto& a, auto& b) { return a.fire_at_us < b.fire_at_us; });
       TimerRequest t = *it;
       timers.erase(it);
       if (!live.open_timers.count(t.timer_id)) continue;

@@ -82,9 +82,9 @@ struct Event {
   int64_t id = 0;            // 1-based, consecutive within an execution
   int64_t timestamp_us = 0;  // microseconds since the Unix epoch
   EventType type = EventType::kExecutionStarted;
-  int32_t frame = 0;        // 0: top level; else a Parallel branch or Map iteration
-  std::string state_name;   // empty when the event concerns no state
-  json::Value details;      // object with the type's fields (input, output, error, ...)
+  int32_t frame = 0;       // 0: top level; else a Parallel branch or Map iteration
+  std::string state_name;  // empty when the event concerns no state
+  json::Value details;     // object with the type's fields (input, output, error, ...)
 };
 
 // Formats microseconds since the epoch as "2024-05-01T12:00:00.123Z".

@@ -37,8 +37,7 @@ json::Value ValueField(const json::Value& d, std::string_view key) {
 }
 
 absl::Status Corrupt(const Event& e, std::string_view why) {
-  return absl::DataLossError(
-      saga::StrCat("event ", e.id, " (", EventTypeName(e.type), "): ", why));
+  return absl::DataLossError(saga::StrCat("event ", e.id, " (", EventTypeName(e.type), "): ", why));
 }
 
 void CloseTimer(ExecutionState* s, Frame* f) {
@@ -399,10 +398,10 @@ json::Value ExecutionState::Debug() const {
     x.Set("effective", f.effective);
     x.Set("items", f.items);
     x.Set("results", json::Value(json::Array(f.results)));
-    x.Set("children", json::Value(saga::StrCat(
-                          f.next_child, "|", f.running_children, "|", f.finished_children, "|",
-                          f.failed_children, "|", f.max_concurrency, "|", f.tolerated_count,
-                          "|", f.tolerated_percentage)));
+    x.Set("children",
+          json::Value(saga::StrCat(f.next_child, "|", f.running_children, "|", f.finished_children,
+                                   "|", f.failed_children, "|", f.max_concurrency, "|",
+                                   f.tolerated_count, "|", f.tolerated_percentage)));
     json::Array plan;
     for (int64_t q : f.compensation_plan) plan.push_back(json::Value(q));
     x.Set("plan", json::Value(std::move(plan)));
@@ -418,8 +417,8 @@ json::Value ExecutionState::Debug() const {
   o.Set("timers", json::Value(std::move(tm)));
   json::Array comp;
   for (const auto& r : compensations) {
-    comp.push_back(json::Value(saga::StrCat(r.seq, "|", r.state_name, "|", r.frame, "|", r.done,
-                                            "|", r.input.Dump())));
+    comp.push_back(json::Value(
+        saga::StrCat(r.seq, "|", r.state_name, "|", r.frame, "|", r.done, "|", r.input.Dump())));
   }
   o.Set("compensations", json::Value(std::move(comp)));
   return o;

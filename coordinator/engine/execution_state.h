@@ -45,38 +45,38 @@ enum class Phase : uint8_t {
 
 // A completed step that can be undone (saga extension).
 struct CompensationRecord {
-  std::string state_name;  // the Task whose step this undoes
-  int32_t frame = 0;       // frame the Task ran in
+  std::string state_name;          // the Task whose step this undoes
+  int32_t frame = 0;               // frame the Task ran in
   std::vector<int32_t> ancestors;  // frames enclosing it when it completed
-  json::Value input;       // the compensation's input, computed on completion
-  int64_t seq = 0;         // completion order
+  json::Value input;               // the compensation's input, computed on completion
+  int64_t seq = 0;                 // completion order
   bool done = false;
 };
 
 struct Frame {
   int32_t id = 0;
-  int32_t parent = -1;       // -1 for frame 0
-  int64_t index = 0;         // branch or iteration index in the parent
+  int32_t parent = -1;  // -1 for frame 0
+  int64_t index = 0;    // branch or iteration index in the parent
   const asl::StateMachine* machine = nullptr;
-  int state = -1;            // index into machine->states, -1 when not in a state
+  int state = -1;  // index into machine->states, -1 when not in a state
   Phase phase = Phase::kIdle;
-  json::Value input;         // raw input of the current state
-  json::Value effective;     // effective input (after InputPath/Parameters)
+  json::Value input;      // raw input of the current state
+  json::Value effective;  // effective input (after InputPath/Parameters)
   int64_t entered_us = 0;
   int64_t entered_event = 0;
-  int64_t retry_count = 0;   // $$.State.RetryCount
+  int64_t retry_count = 0;  // $$.State.RetryCount
   std::vector<int64_t> retrier_attempts;
-  int64_t task_id = 0;       // current activity, when phase == kTask
-  int64_t timer_id = 0;      // current timer, when phase is kWait or kRetryWait
+  int64_t task_id = 0;   // current activity, when phase == kTask
+  int64_t timer_id = 0;  // current timer, when phase is kWait or kRetryWait
   // Parallel / Map bookkeeping (phase == kChildren).
-  json::Value items;               // Map items
+  json::Value items;  // Map items
   std::vector<json::Value> results;
-  int64_t next_child = 0;          // next Map iteration to start
+  int64_t next_child = 0;  // next Map iteration to start
   int64_t running_children = 0;
   int64_t finished_children = 0;
   int64_t failed_children = 0;
-  int64_t max_concurrency = 0;     // 0: unlimited
-  int64_t tolerated_count = -1;    // -1: none
+  int64_t max_concurrency = 0;   // 0: unlimited
+  int64_t tolerated_count = -1;  // -1: none
   double tolerated_percentage = -1;
   // Compensate state in progress (saga extension).
   std::vector<int64_t> compensation_plan;  // record seqs still to run, next first
@@ -86,7 +86,7 @@ struct Frame {
 };
 
 struct ExecutionInfo {
-  std::string execution_id;   // e.g. an ARN-like id
+  std::string execution_id;  // e.g. an ARN-like id
   std::string name;
   std::string state_machine_id;
   std::string state_machine_name;
@@ -108,8 +108,8 @@ struct ExecutionState {
   int32_t next_frame_id = 1;
   int64_t execution_timer_id = 0;
   std::map<int32_t, Frame> frames;
-  std::map<int64_t, int32_t> open_tasks;   // task id -> frame
-  std::map<int64_t, int32_t> open_timers;  // timer id -> frame (-1: execution timeout)
+  std::map<int64_t, int32_t> open_tasks;          // task id -> frame
+  std::map<int64_t, int32_t> open_timers;         // timer id -> frame (-1: execution timeout)
   std::vector<CompensationRecord> compensations;  // saga extension, completion order
   int64_t next_compensation_seq = 1;
 

@@ -4,9 +4,9 @@
 #include <deque>
 #include <queue>
 
-#include "coordinator/common/strings.h"
 #include "coordinator/asl/errors.h"
 #include "coordinator/common/status_macros.h"
+#include "coordinator/common/strings.h"
 #include "coordinator/engine/engine.h"
 
 namespace saga::engine {
@@ -42,16 +42,17 @@ absl::StatusOr<MockConfig> MockConfig::FromJson(const json::Value& config,
   }
   const json::Value* responses = config.Find("MockedResponses");
   for (const auto& [state, ref] : tc->as_object()) {
-    const std::string where = saga::StrCat("StateMachines.", state_machine, ".TestCases.",
-                                           test_case, ".", state);
+    const std::string where =
+        saga::StrCat("StateMachines.", state_machine, ".TestCases.", test_case, ".", state);
     if (!ref.is_string()) {
       return absl::InvalidArgumentError(
           saga::StrCat("mock config: ", where, " must name a MockedResponses entry"));
     }
     const json::Value* resp = responses ? responses->Find(ref.as_string()) : nullptr;
     if (resp == nullptr || !resp->is_object()) {
-      return absl::InvalidArgumentError(saga::StrCat(
-          "mock config: MockedResponses.", ref.as_string(), " (used by ", where, ") does not exist"));
+      return absl::InvalidArgumentError(saga::StrCat("mock config: MockedResponses.",
+                                                     ref.as_string(), " (used by ", where,
+                                                     ") does not exist"));
     }
     std::vector<Range>& ranges = mc.by_state_[state];
     for (const auto& [key, val] : resp->as_object()) {
@@ -93,8 +94,8 @@ absl::StatusOr<std::optional<MockResponse>> MockConfig::Lookup(std::string_view 
   for (const Range& r : it->second) {
     if (invocation >= r.first && invocation <= r.last) return std::optional(r.response);
   }
-  return absl::NotFoundError(saga::StrCat("no mocked response for state '", state,
-                                          "' invocation ", invocation));
+  return absl::NotFoundError(
+      saga::StrCat("no mocked response for state '", state, "' invocation ", invocation));
 }
 
 absl::StatusOr<OfflineResult> RunOffline(std::shared_ptr<const asl::StateMachine> machine,
@@ -131,8 +132,8 @@ absl::StatusOr<OfflineResult> RunOffline(std::shared_ptr<const asl::StateMachine
   start.info.state_machine_name = o.state_machine_name;
   start.info.state_machine_id =
       saga::StrCat("arn:aws:states:local:000000000000:stateMachine:", o.state_machine_name);
-  start.info.execution_id = saga::StrCat("arn:aws:states:local:000000000000:execution:",
-                                         o.state_machine_name, ":", o.execution_name);
+  start.info.execution_id = saga::StrCat(
+      "arn:aws:states:local:000000000000:execution:", o.state_machine_name, ":", o.execution_name);
   start.info.role_arn = "arn:aws:iam::000000000000:role/saga-test-run";
   RETURN_IF_ERROR(process(start));
 

@@ -83,8 +83,9 @@ int main(int argc, char** argv) {
   if (pool < 1 || pool > 256) return Fail("--pool-size must be between 1 and 256");
 
   auto store = saga::storage::PgStore::Open(db, pool);
-  if (!store.ok()) return Fail(std::string("cannot connect to the database: ") +
-                               std::string(store.status().message()));
+  if (!store.ok())
+    return Fail(std::string("cannot connect to the database: ") +
+                std::string(store.status().message()));
   if (migrate) {
     absl::Status s = (*store)->Migrate();
     if (!s.ok()) return Fail(std::string("migration failed: ") + std::string(s.message()));
@@ -123,8 +124,8 @@ int main(int argc, char** argv) {
   if (!server || port == 0) return Fail("cannot listen on " + listen);
   coordinator.Start();
   std::cerr << "saga-coordinator: listening on " << listen.substr(0, listen.rfind(':')) << ":"
-            << port << " (schema version " << saga::storage::PgStore::LatestSchemaVersion()
-            << ")" << std::endl;
+            << port << " (schema version " << saga::storage::PgStore::LatestSchemaVersion() << ")"
+            << std::endl;
 
   std::thread stopper([&] {
     int sig = 0;
