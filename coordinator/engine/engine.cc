@@ -238,6 +238,9 @@ class Decider {
       return ExitState(f.id, *out, Details());
       (void)st;
     }
+    if (f.phase == Phase::kRetryWait && f.current().type == StateType::kCompensate) {
+      return ContinueCompensation(f.id, f.compensation_plan);
+    }
     if (f.phase == Phase::kRetryWait) return RunAttempt(f.id);
     return absl::InternalError("timer owner is in no waiting phase");
   }
@@ -1047,6 +1050,7 @@ class Decider {
     json::Array remaining;
     for (int64_t q : plan) remaining.push_back(json::Value(q));
     d.Set("plan", json::Value(std::move(remaining)));
+    d.Set("retriers", json::Value(static_cast<int64_t>(target->compensation->retry.size())));
     RETURN_IF_ERROR(Emit(EventType::kCompensationScheduled, fid, st.name, std::move(d)));
     TaskRequest t;
     t.task_id = task_id;
@@ -1076,17 +1080,75 @@ class Decider {
     return nullptr;
   }
 
-  absl::Status CompensationSucceeded(Frame* f, const json::Value& output) {
-    (void)f;
-    (void)output;
-    return absl::UnimplementedError("compensation results are not supported yet");
+  const CompensationRecord* Record(int64_t seq) const {
+    for (const auto& r : s_->compensations) {
+      if (r.seq == seq) return &r;
+    }
+    return nullptr;
   }
 
+  absl::Status CompensationSucceeded(Frame* f, const json::Value& output) {
+    const CompensationRecord* rec = Record(f->compensation_seq);
+    if (rec == nullptr) return absl::InternalError("compensation record vanished");
+    json::Value d = Details("taskId", json::Value(f->task_id));
+    d.Set("seq", json::Value(rec->seq));
+    d.Set("compensatedState", json::Value(rec->state_name));
+    d.Set("output", output);
+    const int32_t fid = f->id;
+    RETURN_IF_ERROR(Emit(EventType::kCompensationSucceeded, fid, f->current().name, std::move(d)));
+    Frame& fr = s_->frames.at(fid);
+    return ContinueCompensation(fid, fr.compensation_plan);
+  }
+
+  // A compensation failed (or timed out): its own Retry, else the execution
+  // fails with Saga.CompensationFailed, keeping the compensations not yet run.
   absl::Status CompensationFailed(Frame* f, const Failure& fl, bool timed_out) {
-    (void)f;
-    (void)fl;
     (void)timed_out;
-    return absl::UnimplementedError("compensation failures are not supported yet");
+    const CompensationRecord* rec = Record(f->compensation_seq);
+    if (rec == nullptr) return absl::InternalError("compensation record vanished");
+    const asl::State* target = FindStateAnywhere(rec->state_name);
+    if (target == nullptr || !target->compensation) {
+      return absl::InternalError("compensated state has no Compensation");
+    }
+    const int32_t fid = f->id;
+    const std::string state_name = f->current().name;
+    json::Value d = Details("taskId", json::Value(f->task_id));
+    d.Set("seq", json::Value(rec->seq));
+    d.Set("compensatedState", json::Value(rec->state_name));
+    fl.AddTo(&d);
+    const auto& retry = target->compensation->retry;
+    for (size_t i = 0; i < retry.size(); ++i) {
+      const asl::Retrier& r = retry[i];
+      if (!std::any_of(r.error_equals.begin(), r.error_equals.end(),
+                       [&](const std::string& p) { return fl.Matches(p); })) {
+        continue;
+      }
+      const int64_t attempts =
+          i < f->compensation_attempts.size() ? f->compensation_attempts[i] : r.max_attempts;
+      if (attempts >= r.max_attempts) break;
+      double delay = r.interval_seconds * std::pow(r.backoff_rate, static_cast<double>(attempts));
+      if (r.max_delay_seconds) delay = std::min(delay, static_cast<double>(*r.max_delay_seconds));
+      if (r.jitter_full) delay = rng_.NextDouble() * delay;
+      const int64_t timer = s_->next_timer_id;
+      d.Set("retrier", json::Value(static_cast<int64_t>(i)));
+      d.Set("attempt", json::Value(attempts + 1));
+      d.Set("delaySeconds", json::Value(delay));
+      d.Set("timerId", json::Value(timer));
+      RETURN_IF_ERROR(Emit(EventType::kCompensationFailed, fid, state_name, std::move(d)));
+      d_->timers.push_back({timer, now_ + static_cast<int64_t>(std::llround(delay * 1e6))});
+      return absl::OkStatus();
+    }
+    // Exhausted: list what is left to undo, in the order it would run.
+    json::Array pending;
+    for (int64_t q : f->compensation_plan) {
+      if (const CompensationRecord* p = Record(q)) pending.push_back(json::Value(p->state_name));
+    }
+    d.Set("pendingCompensations", json::Value(std::move(pending)));
+    const std::string cause = saga::StrCat(
+        "Compensation of state '", rec->state_name, "' failed: ", fl.error.value_or("(no error)"),
+        fl.cause ? saga::StrCat(": ", *fl.cause) : std::string());
+    RETURN_IF_ERROR(Emit(EventType::kCompensationFailed, fid, state_name, std::move(d)));
+    return EndExecution(EventType::kExecutionFailed, Failure::Of("Saga.CompensationFailed", cause));
   }
 
   ExecutionState* s_;

@@ -229,6 +229,17 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
       f.phase = Phase::kTask;
       f.task_id = t;
       if (e.type == EventType::kActivityScheduled) f.effective = ValueField(d, "input");
+      if (e.type == EventType::kCompensationScheduled) {
+        f.compensation_plan.clear();
+        if (const json::Value* plan = d.Find("plan"); plan && plan->is_array()) {
+          for (const auto& q : plan->as_array()) f.compensation_plan.push_back(q.as_int());
+        }
+        const int64_t seq = IntField(d, "seq");
+        if (seq != f.compensation_seq) {
+          f.compensation_seq = seq;
+          f.compensation_attempts.assign(static_cast<size_t>(IntField(d, "retriers")), 0);
+        }
+      }
       s->open_tasks[t] = f.id;
       s->next_task_id = std::max(s->next_task_id, t + 1);
       return absl::OkStatus();
@@ -240,11 +251,27 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
     case EventType::kActivitySucceeded:
     case EventType::kActivityFailed:
     case EventType::kActivityTimedOut:
-    case EventType::kCompensationFailed:
       if (IntField(d, "taskId") != f.task_id) return Corrupt(e, "not the current task");
       CloseTask(s, &f);
       f.phase = Phase::kIdle;
       return absl::OkStatus();
+    case EventType::kCompensationFailed: {
+      if (IntField(d, "taskId") != f.task_id) return Corrupt(e, "not the current task");
+      CloseTask(s, &f);
+      f.phase = Phase::kIdle;
+      if (int64_t t = IntField(d, "timerId"); t != 0) {  // retried by its own Retry
+        const int64_t r = IntField(d, "retrier", -1);
+        if (r < 0 || static_cast<size_t>(r) >= f.compensation_attempts.size()) {
+          return Corrupt(e, "bad compensation retrier");
+        }
+        f.compensation_attempts[static_cast<size_t>(r)]++;
+        f.phase = Phase::kRetryWait;
+        f.timer_id = t;
+        s->open_timers[t] = f.id;
+        s->next_timer_id = std::max(s->next_timer_id, t + 1);
+      }
+      return absl::OkStatus();
+    }
     case EventType::kCompensationSucceeded: {
       if (IntField(d, "taskId") != f.task_id) return Corrupt(e, "not the current task");
       CloseTask(s, &f);
@@ -404,6 +431,8 @@ json::Value ExecutionState::Debug() const {
                                    f.tolerated_count, "|", f.tolerated_percentage)));
     json::Array plan;
     for (int64_t q : f.compensation_plan) plan.push_back(json::Value(q));
+    plan.push_back(json::Value(saga::StrCat("seq", f.compensation_seq)));
+    for (int64_t q : f.compensation_attempts) plan.push_back(json::Value(q));
     x.Set("plan", json::Value(std::move(plan)));
     x.Set("report", f.compensation_report);
     fr.push_back(std::move(x));

@@ -81,6 +81,8 @@ struct Frame {
   // Compensate state in progress (saga extension).
   std::vector<int64_t> compensation_plan;  // record seqs still to run, next first
   json::Value compensation_report;
+  int64_t compensation_seq = 0;                // the compensation being run
+  std::vector<int64_t> compensation_attempts;  // its retriers' counters
 
   const asl::State& current() const { return machine->states[static_cast<size_t>(state)]; }
 };
