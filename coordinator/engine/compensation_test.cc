@@ -70,6 +70,7 @@ TEST(CompensationTest, RollsBackCompletedStepsInReverseOrder) {
   EXPECT_EQ(r.error, "Order.Failed");
   EXPECT_THAT(Compensated(r, EventType::kCompensationScheduled), ElementsAre("Charge", "Reserve"));
   EXPECT_THAT(Compensated(r, EventType::kCompensationSucceeded), ElementsAre("Charge", "Reserve"));
+  EXPECT_THAT(Compensated(r, EventType::kCompensationStarted), ElementsAre("Charge", "Reserve"));
   // Inputs: Parameters over {Input, Result}; without Parameters the object itself.
   for (const auto& e : r.history) {
     if (e.type != EventType::kCompensationScheduled) continue;

@@ -175,6 +175,11 @@ class Decider {
     ASSIGN_OR_RETURN(Frame * f, TaskFrame(c.task_id));
     json::Value d = Details("taskId", json::Value(c.task_id));
     d.Set("workerName", json::Value(c.worker));
+    if (IsCompensation(*f)) {
+      for (const auto& r : s_->compensations) {
+        if (r.seq == f->compensation_seq) d.Set("compensatedState", json::Value(r.state_name));
+      }
+    }
     return Emit(IsCompensation(*f) ? EventType::kCompensationStarted : EventType::kActivityStarted,
                 f->id, f->current().name, std::move(d));
   }
