@@ -436,14 +436,7 @@ absl::StatusOr<std::shared_ptr<const StateMachine>> CompileText(std::string_view
     if (compiled.ok()) return compiled;
     errors.push_back({"$", std::string(compiled.status().message())});
   }
-  json::Array arr;
-  for (const auto& e : errors) {
-    json::Object o;
-    o.emplace_back("path", json::Value(e.path));
-    o.emplace_back("message", json::Value(e.message));
-    arr.push_back(json::Value(std::move(o)));
-  }
-  return absl::InvalidArgumentError(json::Value(std::move(arr)).Dump());
+  return absl::InvalidArgumentError(ValidationErrorsToJson(errors).Dump());
 }
 
 }  // namespace saga::asl

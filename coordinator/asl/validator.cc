@@ -1167,6 +1167,18 @@ class Validator {
 
 }  // namespace
 
+json::Value ValidationErrorsToJson(const std::vector<ValidationError>& errors) {
+  json::Array arr;
+  arr.reserve(errors.size());
+  for (const auto& e : errors) {
+    json::Object o;
+    o.emplace_back("path", json::Value(e.path));
+    o.emplace_back("message", json::Value(e.message));
+    arr.push_back(json::Value(std::move(o)));
+  }
+  return json::Value(std::move(arr));
+}
+
 std::string CheckName(std::string_view name) { return CheckNameImpl(name, /*allow_space=*/false); }
 
 std::vector<ValidationError> Validate(const json::Value& definition) {

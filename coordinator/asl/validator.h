@@ -31,6 +31,10 @@ std::vector<ValidationError> Validate(const json::Value& definition);
 // errors come back as one error at path "$".
 std::vector<ValidationError> ValidateText(std::string_view text);
 
+// [{"path": ..., "message": ...}, ...] as sagactl prints them and the API
+// returns them in INVALID_ARGUMENT messages.
+json::Value ValidationErrorsToJson(const std::vector<ValidationError>& errors);
+
 // Validates a state or execution name: 1-80 characters, none of the
 // characters Step Functions forbids (whitespace, < > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /
 // and control characters). Returns an empty string when valid, else why not.

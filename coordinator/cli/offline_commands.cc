@@ -28,16 +28,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
-json::Value ErrorsJson(const std::vector<asl::ValidationError>& errors) {
-  json::Array arr;
-  for (const auto& e : errors) {
-    json::Object o;
-    o.emplace_back("path", json::Value(e.path));
-    o.emplace_back("message", json::Value(e.message));
-    arr.push_back(json::Value(std::move(o)));
-  }
-  return json::Value(std::move(arr));
-}
 
 }  // namespace
 
@@ -54,7 +44,7 @@ int Validate(const std::vector<std::string>& args, std::ostream& out, std::ostre
   std::vector<asl::ValidationError> errors = asl::ValidateText(*text);
   json::Value o = json::Value::EmptyObject();
   o.Set("valid", json::Value(errors.empty()));
-  if (!errors.empty()) o.Set("errors", ErrorsJson(errors));
+  if (!errors.empty()) o.Set("errors", asl::ValidationErrorsToJson(errors));
   out << o.Dump() << "\n";
   return errors.empty() ? 0 : 2;
 }
@@ -135,7 +125,7 @@ int TestRun(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (!errors.empty()) {
     json::Value o = json::Value::EmptyObject();
     o.Set("status", json::Value("INVALID"));
-    o.Set("errors", ErrorsJson(errors));
+    o.Set("errors", asl::ValidationErrorsToJson(errors));
     out << o.Dump() << "\n";
     return 2;
   }

@@ -124,14 +124,7 @@ std::vector<asl::ValidationError> Coordinator::Validate(const std::string& defin
 namespace {
 
 absl::Status DefinitionError(const std::vector<asl::ValidationError>& errors) {
-  json::Array arr;
-  for (const auto& e : errors) {
-    json::Object o;
-    o.emplace_back("path", json::Value(e.path));
-    o.emplace_back("message", json::Value(e.message));
-    arr.push_back(json::Value(std::move(o)));
-  }
-  return absl::InvalidArgumentError(json::Value(std::move(arr)).Dump());
+  return absl::InvalidArgumentError(asl::ValidationErrorsToJson(errors).Dump());
 }
 
 absl::Status CheckNameField(const std::string& field, const std::string& name) {
