@@ -7,6 +7,10 @@
 //   {"executions_per_sec":..., "transitions_per_sec":..., "executions":...,
 //    "transitions_per_execution":..., "seconds":...}
 // A transition is a state entered.
+//
+//   saga-bench durable --coordinator BIN --database-url CONNINFO [...]
+// measures the durable coordinator over loopback gRPC (durable_bench.cc;
+// bench/durable.sh runs it with everything set up).
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -113,10 +117,18 @@ int Engine(const std::vector<std::string>& args) {
 
 }  // namespace
 
+namespace saga::bench {
+int DurableMain(const std::vector<std::string>& args);
+}  // namespace saga::bench
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "engine") return Engine({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "durable") {
+    return saga::bench::DurableMain({args.begin() + 1, args.end()});
+  }
   std::cerr << "usage: saga-bench engine --definition D --input I [--mock-config M "
-               "--state-machine N --test-case T] --seconds S\n";
+               "--state-machine N --test-case T] --seconds S\n"
+               "       saga-bench durable --coordinator BIN --database-url CONNINFO [...]\n";
   return 1;
 }

@@ -150,7 +150,7 @@ class Coordinator {
 
   void TimerLoop();
   void ListenLoop();
-  void WakeActivity(const std::string& activity);
+  void WakeActivity(const std::string& activity, bool all = false);
   void WakeTimers();
 
   storage::PgStore* store_;
@@ -162,10 +162,18 @@ class Coordinator {
   std::list<std::string> lru_;
   std::map<std::pair<std::string, int>, std::shared_ptr<const asl::StateMachine>> machines_;
 
-  // Wake-ups for long polls: a sequence number per activity.
+  // Wake-ups for long polls, per activity: a sequence number bumped when
+  // tasks may have become runnable, and the condition its pollers wait on.
+  // A bump wakes one poller, which passes it on when it saw more runnable
+  // tasks than the one it took; a rescan wakes them all. (Waking every
+  // poller for every new task made them all chase the same task.)
+  struct Pollers {
+    uint64_t seq = 0;
+    std::condition_variable cv;
+  };
   std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  std::unordered_map<std::string, uint64_t> activity_seq_;
+  std::condition_variable wake_cv_;  // the timer and LISTEN threads
+  std::unordered_map<std::string, Pollers> pollers_;  // never erased
   uint64_t timer_seq_ = 0;
   bool stopping_ = false;
 

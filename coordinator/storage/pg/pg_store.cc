@@ -1,5 +1,6 @@
 #include "coordinator/storage/pg/pg_store.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -110,12 +111,55 @@ constexpr Query kNextWakeup{
     "(SELECT min(timeout_at_us) FROM tasks WHERE timeout_at_us IS NOT NULL), "
     "(SELECT min(heartbeat_at_us) FROM tasks WHERE heartbeat_at_us IS NOT NULL))"};
 constexpr Query kNotify{"notify", "SELECT pg_notify($1, $2)"};
+// The common writes of one transition as one statement (one round trip
+// instead of up to six): the execution row, the events, the task rows opened,
+// closed or started, and a NOTIFY per activity with new runnable tasks. A
+// data-modifying CTE sees the rows as they were before the statement; the
+// caller checks that no task row is touched twice (Combinable).
+constexpr Query kWriteTransition{
+    "write_transition",
+    "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = $3, "
+    "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1), "
+    "e AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
+    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
+    "FROM json_populate_recordset(NULL::history_events, $8::json)), "
+    "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[])), "
+    "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
+    "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
+    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
+    "FROM json_populate_recordset(NULL::tasks, $10::json)), "
+    "s AS (UPDATE tasks SET started_us = $12, worker = $13, heartbeat_at_us = $14 "
+    "WHERE execution_id = $1 AND task_id = $11::bigint) "
+    "SELECT pg_notify($15, a) FROM json_array_elements_text($16::json) AS a"};
+// The same for a new execution: its row, first events, first tasks, NOTIFYs.
+constexpr Query kWriteNewExecution{
+    "write_new_execution",
+    "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
+    "version, last_event_id, start_us, stop_us, input, output, error, cause) "
+    "VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12)), "
+    "e AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
+    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
+    "FROM json_populate_recordset(NULL::history_events, $13::json)), "
+    "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
+    "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
+    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
+    "FROM json_populate_recordset(NULL::tasks, $14::json)) "
+    "SELECT pg_notify($15, a) FROM json_array_elements_text($16::json) AS a"};
+constexpr Query kGetStateMachine{
+    "get_state_machine",
+    "SELECT m.type, r.revision, r.definition, m.created_us, r.created_us "
+    "FROM state_machines m JOIN state_machine_revisions r ON r.name = m.name "
+    "WHERE m.name = $1 AND NOT m.deleted AND "
+    "r.revision = CASE WHEN $2 = 0 THEN m.latest_revision ELSE $2 END"};
 
 constexpr Query kAllQueries[] = {
     kLockExecution, kLockExecutionSkip, kGetExecution, kFindExecution, kInsertExecution,
     kUpdateExecution, kInsertEvents, kLoadEvents, kHistoryAsc, kHistoryDesc, kInsertTasks,
     kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kInsertTimers, kDeleteTimers,
-    kRunnableTasks, kDueTimers, kDueDeadlines, kNextWakeup, kNotify};
+    kRunnableTasks, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
+    kWriteNewExecution, kGetStateMachine};
 
 // Advisory lock key for migrations ("saga" in ASCII).
 constexpr int64_t kMigrationLock = 0x73616761;
@@ -419,13 +463,8 @@ absl::StatusOr<StateMachineRecord> PgStore::GetStateMachine(const std::string& n
                                                             int revision) {
   return impl_->With(
       "DescribeStateMachine", [&](pqxx::connection& c) -> absl::StatusOr<StateMachineRecord> {
-        pqxx::read_transaction w(c);
-        auto r = w.exec_params(
-            "SELECT m.type, r.revision, r.definition, m.created_us, r.created_us "
-            "FROM state_machines m JOIN state_machine_revisions r ON r.name = m.name "
-            "WHERE m.name = $1 AND NOT m.deleted AND "
-            "r.revision = CASE WHEN $2 = 0 THEN m.latest_revision ELSE $2 END",
-            name, revision);
+        pqxx::nontransaction w(c);  // one statement: one round trip, no BEGIN/ROLLBACK
+        auto r = w.exec_prepared(kGetStateMachine.name, name, revision);
         if (r.empty()) {
           return absl::NotFoundError(
               revision == 0
@@ -494,6 +533,39 @@ absl::Status PgStore::DeleteStateMachine(const std::string& name) {
 
 namespace {
 
+std::string ActivitiesJson(const std::vector<std::string>& activities) {
+  json::Array a;
+  for (const auto& x : activities) a.push_back(json::Value(x));
+  return json::Value(std::move(a)).Dump();
+}
+
+// Whether kWriteTransition can carry the writes: it must not touch a task row
+// twice (a transition never starts a task it also opens or closes).
+bool Combinable(const Writes& wr) {
+  if (!wr.started) return true;
+  const int64_t id = wr.started->task_id;
+  if (std::find(wr.deleted_tasks.begin(), wr.deleted_tasks.end(), id) != wr.deleted_tasks.end()) {
+    return false;
+  }
+  for (const auto& t : wr.new_tasks) {
+    if (t.task_id == id) return false;
+  }
+  return true;
+}
+
+// The writes kWriteTransition and kWriteNewExecution leave out: heartbeats
+// and timers (with the timer NOTIFY).
+void WriteRest(pqxx::work& w, const std::string& id, const Writes& wr) {
+  if (wr.heartbeat) {
+    w.exec_prepared0(kHeartbeatTask.name, id, wr.heartbeat->first, wr.heartbeat->second);
+  }
+  if (!wr.deleted_timers.empty()) {
+    w.exec_prepared0(kDeleteTimers.name, id, IdArray(wr.deleted_timers));
+  }
+  if (!wr.new_timers.empty()) w.exec_prepared0(kInsertTimers.name, TimersJson(wr.new_timers));
+  if (ArmsWakeup(wr)) w.exec_prepared(kNotify.name, std::string(kTimerChannel), id);
+}
+
 void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr) {
   if (!wr.events.empty()) w.exec_prepared0(kInsertEvents.name, EventsJson(id, wr.events));
   if (!wr.deleted_tasks.empty()) {
@@ -510,10 +582,8 @@ void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr) {
   if (!wr.deleted_timers.empty()) {
     w.exec_prepared0(kDeleteTimers.name, id, IdArray(wr.deleted_timers));
   }
-  if (!wr.new_timers.empty()) {
-    w.exec_prepared0(kInsertTimers.name, TimersJson(wr.new_timers));
-    w.exec_prepared(kNotify.name, std::string(kTimerChannel), id);
-  }
+  if (!wr.new_timers.empty()) w.exec_prepared0(kInsertTimers.name, TimersJson(wr.new_timers));
+  if (ArmsWakeup(wr)) w.exec_prepared(kNotify.name, std::string(kTimerChannel), id);
   for (const auto& a : wr.notify_activities) {
     w.exec_prepared(kNotify.name, std::string(kTaskChannel), a);
   }
@@ -549,11 +619,13 @@ class PgTxn : public TransitionTxn {
 absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& first) {
   return impl_->With("StartExecution", [&](pqxx::connection& c) -> absl::Status {
     pqxx::work w(c);
-    w.exec_prepared0(kInsertExecution.name, row.execution_id, row.state_machine, row.name,
-                     row.revision, first.status,
-                     first.events.empty() ? int64_t{0} : first.events.back().id, row.start_us,
-                     first.stop_us, row.input, first.output, first.error, first.cause);
-    WriteAll(w, row.execution_id, first);
+    w.exec_prepared(kWriteNewExecution.name, row.execution_id, row.state_machine, row.name,
+                    row.revision, first.status,
+                    first.events.empty() ? int64_t{0} : first.events.back().id, row.start_us,
+                    first.stop_us, row.input, first.output, first.error, first.cause,
+                    EventsJson(row.execution_id, first.events), TasksJson(first.new_tasks),
+                    std::string(kTaskChannel), ActivitiesJson(first.notify_activities));
+    WriteRest(w, row.execution_id, first);
     w.commit();
     return absl::OkStatus();
   });
@@ -567,7 +639,7 @@ absl::StatusOr<ExecutionRecord> PgStore::GetExecution(const std::string& executi
   }
   return impl_->With("DescribeExecution",
                      [&](pqxx::connection& c) -> absl::StatusOr<ExecutionRecord> {
-                       pqxx::read_transaction w(c);
+                       pqxx::nontransaction w(c);  // one statement
                        auto r = w.exec_prepared(kGetExecution.name, execution_id);
                        if (r.empty()) {
                          return absl::NotFoundError(
@@ -581,7 +653,7 @@ absl::StatusOr<ExecutionRecord> PgStore::FindExecution(const std::string& state_
                                                        const std::string& name) {
   return impl_->With("DescribeExecution",
                      [&](pqxx::connection& c) -> absl::StatusOr<ExecutionRecord> {
-                       pqxx::read_transaction w(c);
+                       pqxx::nontransaction w(c);  // one statement
                        auto r = w.exec_prepared(kFindExecution.name, state_machine, name);
                        if (r.empty()) {
                          return absl::NotFoundError(saga::StrCat(
@@ -658,9 +730,22 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
     absl::StatusOr<Writes> wr = fn(locked, txn);
     if (!wr.ok()) return wr.status();  // rolled back by the work's destructor
     const int64_t last = wr->events.empty() ? locked.last_event_id : wr->events.back().id;
-    w.exec_prepared0(kUpdateExecution.name, execution_id, wr->status, last, wr->stop_us,
-                     wr->output, wr->error, wr->cause);
-    WriteAll(w, execution_id, *wr);
+    if (Combinable(*wr)) {
+      const auto& st = wr->started;
+      w.exec_prepared(kWriteTransition.name, execution_id, wr->status, last, wr->stop_us,
+                      wr->output, wr->error, wr->cause, EventsJson(execution_id, wr->events),
+                      IdArray(wr->deleted_tasks), TasksJson(wr->new_tasks),
+                      st ? std::optional<int64_t>(st->task_id) : std::nullopt,
+                      st ? std::optional<int64_t>(st->started_us) : std::nullopt,
+                      st ? std::optional<std::string>(st->worker) : std::nullopt,
+                      st ? st->heartbeat_at_us : std::nullopt, std::string(kTaskChannel),
+                      ActivitiesJson(wr->notify_activities));
+      WriteRest(w, execution_id, *wr);
+    } else {
+      w.exec_prepared0(kUpdateExecution.name, execution_id, wr->status, last, wr->stop_us,
+                       wr->output, wr->error, wr->cause);
+      WriteAll(w, execution_id, *wr);
+    }
     w.commit();
     return absl::OkStatus();
   });

@@ -104,6 +104,18 @@ struct Writes {
   std::vector<std::string> notify_activities;
 };
 
+// Whether the writes arm a timer or a task deadline (a TimeoutSeconds on a
+// new task, a heartbeat deadline on a started one): the timer sweepers must
+// recompute their next wake-up (NOTIFYed on commit).
+inline bool ArmsWakeup(const Writes& w) {
+  if (!w.new_timers.empty()) return true;
+  if (w.started && w.started->heartbeat_at_us) return true;
+  for (const auto& t : w.new_tasks) {
+    if (t.timeout_at_us) return true;
+  }
+  return false;
+}
+
 // Access to the locked execution inside Transition().
 class TransitionTxn {
  public:

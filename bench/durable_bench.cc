@@ -1,0 +1,1013 @@
+// saga-bench durable: the durable coordinator end to end, over loopback gRPC,
+// against a PostgreSQL the caller started (bench/durable.sh does it all).
+//
+//   saga-bench durable --coordinator BIN --database-url CONNINFO [--seconds S]
+//       [--warmup W] [--starters N] [--workers M] [--max-in-flight K]
+//       [--pool-size P] [--log FILE] [--no-recovery] [--scale N] [--park-api K]
+//       [--pgbench-tps TPS] [--pg-stat-statements]
+//
+// It spawns the coordinator (BIN --listen 127.0.0.1:PORT --database-url ...)
+// itself, so it can kill -9 and restart it, and measures:
+//  1. throughput: 1-task Standard executions, StartExecution from N starter
+//     threads, GetActivityTask + SendTaskSuccess from M worker threads (one
+//     channel per thread), at most K executions open at once (closed loop),
+//     for S seconds after W seconds of warm-up. A transition is a state
+//     entered (counted in the history of a sample execution).
+//  2. cost over the same window: WAL bytes (pg_current_wal_lsn), rows written
+//     (pg_stat_database tup_inserted+tup_updated+tup_deleted), commits, WAL
+//     records and full-page images (pg_stat_wal), per transition; CPU time
+//     per execution of the coordinator, the whole PostgreSQL cluster and this
+//     load generator (/proc); mean latency of the three RPCs. Each window
+//     starts with a CHECKPOINT, so full-page images are counted alike.
+//  3. recovery: under load, kill -9 the coordinator, restart it on the same
+//     port, and time restart -> listening -> first StartExecution accepted
+//     -> first execution SUCCEEDED (a SendTaskSuccess answered OK).
+//  4. scale (--scale N): park N executions in a 1-day Wait state (the last
+//     --park-api of them through StartExecution, the rest as bulk SQL clones
+//     of a template execution the coordinator wrote, so the rows are exactly
+//     the coordinator's; then VACUUM ANALYZE as autovacuum would), then
+//     re-measure 1 and 2 and the coordinator's VmRSS.
+// Human-readable lines go to stdout, then one JSON line (the last line).
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "saga/v1/saga.grpc.pb.h"
+
+namespace saga::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace v1 = saga::v1;
+
+std::atomic<pid_t> g_child{-1};  // the coordinator, killed if we die
+
+[[noreturn]] void Die(const std::string& msg) {
+  std::cerr << "saga-bench durable: " << msg << std::endl;
+  if (pid_t p = g_child.load(); p > 0) kill(p, SIGKILL);
+  std::exit(1);
+}
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+// --- PostgreSQL (libpq, for statistics and bulk SQL) --------------------------
+
+class Pg {
+ public:
+  explicit Pg(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str())) {
+    if (PQstatus(c_) != CONNECTION_OK) Die(std::string("cannot connect: ") + PQerrorMessage(c_));
+    Query("SET client_min_messages = warning");
+  }
+  ~Pg() { PQfinish(c_); }
+  Pg(const Pg&) = delete;
+  Pg& operator=(const Pg&) = delete;
+
+  // Rows of text values; dies on error.
+  std::vector<std::vector<std::string>> Query(const std::string& sql) {
+    std::vector<std::vector<std::string>> out;
+    std::string err;
+    if (!Run(sql, &out, &err)) Die("SQL failed: " + err + "\n  " + sql.substr(0, 300));
+    return out;
+  }
+  std::string One(const std::string& sql) {
+    auto r = Query(sql);
+    if (r.empty() || r[0].empty()) Die("SQL returned no value: " + sql);
+    return r[0][0];
+  }
+  bool Run(const std::string& sql, std::vector<std::vector<std::string>>* out, std::string* err) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    const auto st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      *err = PQresultErrorMessage(r);
+      PQclear(r);
+      return false;
+    }
+    if (out != nullptr) {
+      for (int i = 0; i < PQntuples(r); ++i) {
+        std::vector<std::string> row;
+        for (int j = 0; j < PQnfields(r); ++j) row.emplace_back(PQgetvalue(r, i, j));
+        out->push_back(std::move(row));
+      }
+    }
+    PQclear(r);
+    return true;
+  }
+
+ private:
+  PGconn* c_;
+};
+
+uint64_t ParseLsn(const std::string& lsn) {
+  size_t slash = lsn.find('/');
+  if (slash == std::string::npos) Die("bad LSN " + lsn);
+  return (std::stoull(lsn.substr(0, slash), nullptr, 16) << 32) |
+         std::stoull(lsn.substr(slash + 1), nullptr, 16);
+}
+
+// CPU seconds (user + system) of a process from /proc/PID/stat; with
+// `children`, also of its waited-for children (exited PostgreSQL backends).
+double CpuSeconds(pid_t pid, bool children, pid_t* ppid = nullptr) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(in, text);
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::vector<std::string> f;
+  std::string tok;
+  while (rest >> tok) f.push_back(tok);
+  // f[0] is field 3 (state); utime is field 14, stime 15, cutime 16, cstime 17.
+  if (f.size() < 15) return 0;
+  if (ppid != nullptr) *ppid = static_cast<pid_t>(std::stol(f[1]));
+  double ticks = std::stod(f[11]) + std::stod(f[12]);
+  if (children) ticks += std::stod(f[13]) + std::stod(f[14]);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The whole PostgreSQL cluster: the postmaster, its live children, and the
+// children it reaped.
+double ClusterCpuSeconds(pid_t postmaster) {
+  double total = CpuSeconds(postmaster, true);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    pid_t parent = 0;
+    double cpu = CpuSeconds(static_cast<pid_t>(std::stol(name)), false, &parent);
+    if (parent == postmaster) total += cpu;
+  }
+  return total;
+}
+
+struct DbStats {
+  uint64_t wal_lsn = 0;
+  int64_t rows = 0, commits = 0, wal_records = 0, wal_fpi = 0, checkpoints = 0;
+};
+
+DbStats Snapshot(Pg& pg) {
+  auto r = pg.Query(
+      "SELECT pg_current_wal_lsn()::text, d.tup_inserted + d.tup_updated + d.tup_deleted, "
+      "d.xact_commit, w.wal_records, w.wal_fpi, b.checkpoints_timed + b.checkpoints_req "
+      "FROM pg_stat_database d, pg_stat_wal w, pg_stat_bgwriter b "
+      "WHERE d.datname = current_database()");
+  DbStats s;
+  s.wal_lsn = ParseLsn(r[0][0]);
+  s.rows = std::stoll(r[0][1]);
+  s.commits = std::stoll(r[0][2]);
+  s.wal_records = std::stoll(r[0][3]);
+  s.wal_fpi = std::stoll(r[0][4]);
+  s.checkpoints = std::stoll(r[0][5]);
+  return s;
+}
+
+// --- the coordinator process ----------------------------------------------------
+
+class CoordinatorProcess {
+ public:
+  CoordinatorProcess(std::string bin, std::string db, std::string log, int pool)
+      : bin_(std::move(bin)), db_(std::move(db)), log_(std::move(log)), pool_(pool) {}
+  ~CoordinatorProcess() { Stop(); }
+
+  // Starts it (port 0: any free port, then that port on every restart) and
+  // waits for its "listening on" line. Returns seconds until listening.
+  double Start() {
+    std::ofstream(log_, std::ios::app).flush();
+    const size_t offset = FileSize();
+    const std::string listen = "127.0.0.1:" + std::to_string(port_);
+    std::vector<std::string> args = {bin_, "--listen", listen, "--database-url", db_};
+    if (pool_ > 0) {
+      args.push_back("--pool-size");
+      args.push_back(std::to_string(pool_));
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const auto t0 = Clock::now();
+    pid_t pid = fork();
+    if (pid < 0) Die("fork failed");
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the benchmark
+      int fd = open(log_.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    pid_ = pid;
+    g_child = pid;
+    while (true) {
+      std::string text = ReadFrom(offset);
+      size_t at = text.find("listening on ");
+      if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
+        std::string rest = text.substr(at + 13);
+        size_t colon = rest.find(':');
+        int port = std::atoi(rest.c_str() + colon + 1);
+        if (port_ == 0) port_ = port;
+        return Since(t0);
+      }
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        Die("the coordinator exited at start; see " + log_ + ":\n" + text);
+      }
+      if (Since(t0) > 60) Die("the coordinator did not start listening within 60 s; see " + log_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  void Kill9() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    const auto t0 = Clock::now();
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (Since(t0) > 15) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = -1;
+  }
+
+  // VmRSS and VmHWM in MiB.
+  std::pair<double, double> Memory() const {
+    double rss = 0, hwm = 0;
+    for (int attempt = 0; attempt < 3 && rss == 0; ++attempt) {
+      std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) rss = std::atof(line.c_str() + 6) / 1024.0;
+        if (line.rfind("VmHWM:", 0) == 0) hwm = std::atof(line.c_str() + 6) / 1024.0;
+      }
+    }
+    return {rss, hwm};
+  }
+
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return pid_; }
+
+ private:
+  size_t FileSize() const {
+    std::ifstream in(log_, std::ios::binary | std::ios::ate);
+    return in ? static_cast<size_t>(in.tellg()) : 0;
+  }
+  std::string ReadFrom(size_t offset) const {
+    std::ifstream in(log_, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(offset));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  std::string bin_, db_, log_;
+  int pool_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// --- gRPC load ----------------------------------------------------------------------
+
+std::unique_ptr<v1::SagaCoordinator::Stub> NewStub(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per thread
+  // Reconnect quickly after the coordinator restarts (the default first
+  // backoff is 1 s, which would dominate the recovery figure).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
+  return v1::SagaCoordinator::NewStub(
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+}
+
+void Deadline(grpc::ClientContext* ctx, int ms) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+  ctx->set_wait_for_ready(true);
+}
+
+constexpr char kTaskMachine[] = "bench-durable-task";
+constexpr char kParkMachine[] = "bench-durable-park";
+constexpr char kActivity[] = "bench.work";
+constexpr char kInput[] = R"({"orderId":"o-12345","customer":"c-678","amount":42.5,"items":3})";
+constexpr char kOutput[] = R"({"ok":true,"receipt":"r-12345"})";
+
+int64_t MonoUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+class Load {
+ public:
+  Load(std::string target, int starters, int workers, int max_in_flight)
+      : target_(std::move(target)),
+        starters_(starters),
+        workers_(workers),
+        max_in_flight_(max_in_flight) {}
+  ~Load() { Stop(); }
+
+  void Start() {
+    running_ = true;
+    starting_ = true;
+    for (int i = 0; i < starters_; ++i) threads_.emplace_back([this] { Starter(); });
+    for (int i = 0; i < workers_; ++i) threads_.emplace_back([this, i] { Worker(i); });
+  }
+  // Stops starting executions, lets the workers finish the open ones (up to
+  // 10 s), then stops and joins every thread.
+  void Stop() {
+    if (threads_.empty()) return;
+    starting_ = false;
+    cv_.notify_all();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return in_flight_ <= 0; });
+    }
+    running_ = false;
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  // Marks a restart: the first events after it are recorded.
+  void MarkRestart() {
+    restart_us_ = MonoUs();
+    first_start_us_ = 0;
+    first_task_us_ = 0;
+    first_success_us_ = 0;
+  }
+
+  // Call latencies (sum in microseconds, count) for the window report.
+  struct Latency {
+    std::atomic<int64_t> us{0}, n{0};
+    void Add(Clock::time_point t0) {
+      us += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+      ++n;
+    }
+  };
+  Latency start_latency, poll_latency, success_latency;
+  std::atomic<int64_t> started{0}, succeeded{0}, start_errors{0}, poll_errors{0},
+      success_errors{0}, stale_acks{0}, empty_polls{0};
+  std::atomic<int64_t> restart_us_{0}, first_start_us_{0}, first_task_us_{0},
+      first_success_us_{0};
+
+ private:
+  static void Mark(std::atomic<int64_t>& slot, const std::atomic<int64_t>& after) {
+    const int64_t now = MonoUs();
+    if (after.load() == 0 || now < after.load()) return;
+    int64_t zero = 0;
+    slot.compare_exchange_strong(zero, now);
+  }
+
+  void Release() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      --in_flight_;
+    }
+    cv_.notify_all();
+  }
+
+  void Starter() {
+    auto stub = NewStub(target_);
+    while (starting_) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(100),
+                     [&] { return !starting_ || in_flight_ < max_in_flight_; });
+        if (!starting_) return;
+        if (in_flight_ >= max_in_flight_) continue;
+        ++in_flight_;
+      }
+      grpc::ClientContext ctx;
+      Deadline(&ctx, 5000);
+      v1::StartExecutionRequest req;
+      req.set_state_machine(kTaskMachine);
+      req.set_input(kInput);
+      v1::StartExecutionResponse resp;
+      const auto t0 = Clock::now();
+      grpc::Status s = stub->StartExecution(&ctx, req, &resp);
+      if (s.ok()) {
+        start_latency.Add(t0);
+        ++started;
+        Mark(first_start_us_, restart_us_);
+      } else {
+        ++start_errors;
+        Release();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  }
+
+  void Worker(int index) {
+    auto stub = NewStub(target_);
+    const std::string name = "bench-worker-" + std::to_string(index);
+    while (running_) {
+      grpc::ClientContext ctx;
+      Deadline(&ctx, 4000);
+      v1::GetActivityTaskRequest req;
+      req.set_activity(kActivity);
+      req.set_worker_name(name);
+      req.set_wait_seconds(1);
+      v1::GetActivityTaskResponse task;
+      const auto tp = Clock::now();
+      grpc::Status s = stub->GetActivityTask(&ctx, req, &task);
+      if (s.ok() && !task.task_token().empty()) poll_latency.Add(tp);
+      if (!s.ok()) {
+        ++poll_errors;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        continue;
+      }
+      if (task.task_token().empty()) {
+        ++empty_polls;
+        continue;
+      }
+      Mark(first_task_us_, restart_us_);
+      // Complete it; retry while the coordinator is unreachable (a restart).
+      const auto t0 = Clock::now();
+      while (true) {
+        grpc::ClientContext sctx;
+        Deadline(&sctx, 5000);
+        v1::SendTaskSuccessRequest sreq;
+        sreq.set_task_token(task.task_token());
+        sreq.set_output(kOutput);
+        v1::SendTaskSuccessResponse sresp;
+        const auto ts = Clock::now();
+        grpc::Status ss = stub->SendTaskSuccess(&sctx, sreq, &sresp);
+        if (ss.ok()) {
+          success_latency.Add(ts);
+          ++succeeded;
+          Mark(first_success_us_, restart_us_);
+          Release();
+          break;
+        }
+        if (ss.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+            ss.error_code() == grpc::StatusCode::NOT_FOUND) {
+          ++stale_acks;  // committed before a crash, the answer was lost
+          Release();
+          break;
+        }
+        ++success_errors;
+        if (Since(t0) > 30) {
+          Release();
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  }
+
+  std::string target_;
+  int starters_, workers_, max_in_flight_;
+  std::atomic<bool> running_{false}, starting_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+// --- phases ---------------------------------------------------------------------------
+
+struct Options {
+  std::string coordinator, db, log = "/tmp/saga-durable-bench-coordinator.log";
+  double seconds = 20, warmup = 5;
+  int starters = 4, workers = 8, max_in_flight = 128, pool = 0;
+  bool recovery = true, pgss = false;
+  int64_t scale = 0, park_api = 25000;
+  double pgbench_tps = 0;
+};
+
+struct Window {
+  double seconds = 0, executions_per_sec = 0, transitions_per_sec = 0;
+  int64_t executions = 0;
+  double wal_per_transition = 0, wal_per_execution = 0, rows_per_transition = 0,
+         commits_per_execution = 0, wal_records_per_execution = 0, fpi_per_execution = 0;
+  int64_t checkpoints = 0;
+  double rss_mb = 0, hwm_mb = 0;
+  double start_ms = 0, poll_ms = 0, success_ms = 0;  // mean call latencies
+  // CPU milliseconds per execution, and cores busy with the three in total.
+  double cpu_ms_coordinator = 0, cpu_ms_postgres = 0, cpu_ms_bench = 0, cpu_cores = 0;
+};
+
+void ResetStatements(Pg& pg, const Options& o) {
+  if (o.pgss) pg.Query("SELECT pg_stat_statements_reset()");
+}
+
+void PrintStatements(Pg& pg, const Options& o, int64_t executions) {
+  if (!o.pgss || executions == 0) return;
+  auto rows = pg.Query(
+      "SELECT calls, total_exec_time, rows, wal_bytes, "
+      "left(regexp_replace(query, '\\s+', ' ', 'g'), 160) FROM pg_stat_statements "
+      "ORDER BY total_exec_time DESC LIMIT 20");
+  std::cout << "  pg_stat_statements (per execution: calls, exec ms, WAL bytes; query):\n";
+  for (const auto& r : rows) {
+    const double n = static_cast<double>(executions);
+    std::cout << "    " << Fixed(std::stod(r[0]) / n, 2) << "  " << Fixed(std::stod(r[1]) / n, 3)
+              << " ms  " << Fixed(std::stod(r[3]) / n, 0) << " B  " << r[4] << "\n";
+  }
+}
+
+pid_t Postmaster(Pg& pg) {
+  pid_t ppid = 0;
+  CpuSeconds(static_cast<pid_t>(std::stol(pg.One("SELECT pg_backend_pid()"))), false, &ppid);
+  return ppid;
+}
+
+Window Measure(Pg& pg, Load& load, CoordinatorProcess& proc, const Options& o,
+               int transitions_per_execution, const std::string& label) {
+  const pid_t postmaster = Postmaster(pg);
+  // Every window starts a checkpoint cycle before its warm-up, so the
+  // full-page images of the pages the load touches are counted alike.
+  pg.Query("CHECKPOINT");
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup));
+  ResetStatements(pg, o);
+  Window w;
+  const DbStats a = Snapshot(pg);
+  const double cpu0[3] = {CpuSeconds(proc.pid(), false), ClusterCpuSeconds(postmaster),
+                          CpuSeconds(getpid(), false)};
+  const int64_t s0 = load.succeeded.load();
+  const int64_t lat0[6] = {load.start_latency.us, load.start_latency.n, load.poll_latency.us,
+                           load.poll_latency.n, load.success_latency.us, load.success_latency.n};
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  const int64_t lat1[6] = {load.start_latency.us, load.start_latency.n, load.poll_latency.us,
+                           load.poll_latency.n, load.success_latency.us, load.success_latency.n};
+  auto mean_ms = [&](int k) {
+    const int64_t n = lat1[k + 1] - lat0[k + 1];
+    return n == 0 ? 0.0 : static_cast<double>(lat1[k] - lat0[k]) / static_cast<double>(n) / 1000;
+  };
+  w.start_ms = mean_ms(0);
+  w.poll_ms = mean_ms(2);
+  w.success_ms = mean_ms(4);
+  const int64_t s1 = load.succeeded.load();
+  const double elapsed = Since(t0);
+  const double cpu1[3] = {CpuSeconds(proc.pid(), false), ClusterCpuSeconds(postmaster),
+                          CpuSeconds(getpid(), false)};
+  const DbStats b = Snapshot(pg);
+  w.seconds = elapsed;
+  w.executions = s1 - s0;
+  const double ex = static_cast<double>(std::max<int64_t>(1, w.executions));
+  const double tr = ex * transitions_per_execution;
+  w.executions_per_sec = static_cast<double>(w.executions) / elapsed;
+  w.transitions_per_sec = w.executions_per_sec * transitions_per_execution;
+  w.wal_per_transition = static_cast<double>(b.wal_lsn - a.wal_lsn) / tr;
+  w.wal_per_execution = static_cast<double>(b.wal_lsn - a.wal_lsn) / ex;
+  w.rows_per_transition = static_cast<double>(b.rows - a.rows) / tr;
+  w.commits_per_execution = static_cast<double>(b.commits - a.commits) / ex;
+  w.wal_records_per_execution = static_cast<double>(b.wal_records - a.wal_records) / ex;
+  w.fpi_per_execution = static_cast<double>(b.wal_fpi - a.wal_fpi) / ex;
+  w.checkpoints = b.checkpoints - a.checkpoints;
+  w.cpu_ms_coordinator = (cpu1[0] - cpu0[0]) * 1000 / ex;
+  w.cpu_ms_postgres = (cpu1[1] - cpu0[1]) * 1000 / ex;
+  w.cpu_ms_bench = (cpu1[2] - cpu0[2]) * 1000 / ex;
+  w.cpu_cores = (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1] + cpu1[2] - cpu0[2]) / elapsed;
+  std::tie(w.rss_mb, w.hwm_mb) = proc.Memory();
+  std::cout << label << ": " << Fixed(w.executions_per_sec, 0) << " executions/s, "
+            << Fixed(w.transitions_per_sec, 0) << " transitions/s (" << w.executions
+            << " executions in " << Fixed(elapsed, 1) << " s, " << transitions_per_execution
+            << " state(s) entered per execution)\n"
+            << "  cost: " << Fixed(w.wal_per_transition, 0) << " WAL bytes/transition ("
+            << Fixed(w.wal_per_execution, 0) << " per execution; "
+            << Fixed(w.wal_records_per_execution, 1) << " WAL records and "
+            << Fixed(w.fpi_per_execution, 2) << " full-page images per execution, "
+            << w.checkpoints << " checkpoint(s) in the window), "
+            << Fixed(w.rows_per_transition, 1) << " rows written/transition, "
+            << Fixed(w.commits_per_execution, 2) << " commits/execution\n"
+            << "  mean latency: StartExecution " << Fixed(w.start_ms, 2)
+            << " ms, GetActivityTask (with a task) " << Fixed(w.poll_ms, 2)
+            << " ms, SendTaskSuccess " << Fixed(w.success_ms, 2) << " ms\n"
+            << "  CPU per execution: coordinator " << Fixed(w.cpu_ms_coordinator, 2)
+            << " ms, PostgreSQL " << Fixed(w.cpu_ms_postgres, 2) << " ms, load generator "
+            << Fixed(w.cpu_ms_bench, 2) << " ms (" << Fixed(w.cpu_cores, 2) << " of "
+            << std::thread::hardware_concurrency() << " cores busy with the three)\n"
+            << "  coordinator memory: VmRSS " << Fixed(w.rss_mb, 1) << " MiB (peak "
+            << Fixed(w.hwm_mb, 1) << " MiB)\n";
+  PrintStatements(pg, o, w.executions);
+  return w;
+}
+
+std::string WindowJson(const Window& w) {
+  std::ostringstream s;
+  s << "{\"executions_per_sec\":" << Fixed(w.executions_per_sec, 1)
+    << ",\"transitions_per_sec\":" << Fixed(w.transitions_per_sec, 1)
+    << ",\"executions\":" << w.executions << ",\"seconds\":" << Fixed(w.seconds, 2)
+    << ",\"wal_bytes_per_transition\":" << Fixed(w.wal_per_transition, 1)
+    << ",\"wal_bytes_per_execution\":" << Fixed(w.wal_per_execution, 1)
+    << ",\"wal_records_per_execution\":" << Fixed(w.wal_records_per_execution, 2)
+    << ",\"wal_fpi_per_execution\":" << Fixed(w.fpi_per_execution, 3)
+    << ",\"checkpoints\":" << w.checkpoints
+    << ",\"rows_per_transition\":" << Fixed(w.rows_per_transition, 2)
+    << ",\"commits_per_execution\":" << Fixed(w.commits_per_execution, 2)
+    << ",\"mean_ms\":{\"start_execution\":" << Fixed(w.start_ms, 3)
+    << ",\"get_activity_task\":" << Fixed(w.poll_ms, 3)
+    << ",\"send_task_success\":" << Fixed(w.success_ms, 3) << "}"
+    << ",\"cpu_ms_per_execution\":{\"coordinator\":" << Fixed(w.cpu_ms_coordinator, 3)
+    << ",\"postgres\":" << Fixed(w.cpu_ms_postgres, 3) << ",\"load\":" << Fixed(w.cpu_ms_bench, 3)
+    << "},\"cpu_cores_busy\":" << Fixed(w.cpu_cores, 2)
+    << ",\"coordinator_rss_mib\":" << Fixed(w.rss_mb, 1)
+    << ",\"coordinator_peak_rss_mib\":" << Fixed(w.hwm_mb, 1) << "}";
+  return s.str();
+}
+
+void CreateMachine(v1::SagaCoordinator::Stub& stub, const std::string& name,
+                   const std::string& definition) {
+  grpc::ClientContext ctx;
+  Deadline(&ctx, 10000);
+  v1::CreateStateMachineRequest req;
+  req.set_name(name);
+  req.set_definition(definition);
+  req.set_type(v1::STANDARD);
+  v1::CreateStateMachineResponse resp;
+  grpc::Status s = stub.CreateStateMachine(&ctx, req, &resp);
+  if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
+    Die("CreateStateMachine " + name + ": " + s.error_message());
+  }
+}
+
+// Runs one execution by hand and counts the states it entered.
+int SampleTransitions(v1::SagaCoordinator::Stub& stub) {
+  grpc::ClientContext c1;
+  Deadline(&c1, 10000);
+  v1::StartExecutionRequest start;
+  start.set_state_machine(kTaskMachine);
+  start.set_input(kInput);
+  v1::StartExecutionResponse started;
+  grpc::Status s = stub.StartExecution(&c1, start, &started);
+  if (!s.ok()) Die("StartExecution: " + s.error_message());
+  // Complete tasks until this execution's (a reused database may hold others).
+  for (int i = 0;; ++i) {
+    if (i == 1000) Die("GetActivityTask did not hand out the sample execution's task");
+    grpc::ClientContext c2;
+    Deadline(&c2, 10000);
+    v1::GetActivityTaskRequest poll;
+    poll.set_activity(kActivity);
+    poll.set_worker_name("sample");
+    poll.set_wait_seconds(5);
+    v1::GetActivityTaskResponse task;
+    s = stub.GetActivityTask(&c2, poll, &task);
+    if (!s.ok() || task.task_token().empty()) Die("GetActivityTask returned no task");
+    grpc::ClientContext c3;
+    Deadline(&c3, 10000);
+    v1::SendTaskSuccessRequest done;
+    done.set_task_token(task.task_token());
+    done.set_output(kOutput);
+    v1::SendTaskSuccessResponse ack;
+    s = stub.SendTaskSuccess(&c3, done, &ack);
+    if (!s.ok()) Die("SendTaskSuccess: " + s.error_message());
+    if (task.execution_arn() == started.execution_arn()) break;
+  }
+  grpc::ClientContext c4;
+  Deadline(&c4, 10000);
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(started.execution_arn());
+  v1::Execution ex;
+  s = stub.DescribeExecution(&c4, describe, &ex);
+  if (!s.ok() || ex.status() != v1::SUCCEEDED) Die("the sample execution did not succeed");
+  grpc::ClientContext c5;
+  Deadline(&c5, 10000);
+  v1::GetExecutionHistoryRequest hist;
+  hist.set_execution_arn(started.execution_arn());
+  hist.set_max_results(1000);
+  v1::GetExecutionHistoryResponse events;
+  s = stub.GetExecutionHistory(&c5, hist, &events);
+  if (!s.ok()) Die("GetExecutionHistory: " + s.error_message());
+  int entered = 0;
+  for (const auto& e : events.events()) {
+    if (e.type().ends_with("StateEntered")) ++entered;
+  }
+  return std::max(1, entered);
+}
+
+struct Recovery {
+  double listening_s = 0, first_start_s = 0, first_task_s = 0, first_success_s = 0;
+  double after_executions_per_sec = 0;
+  int64_t stale_acks = 0, stuck = 0;
+  bool ok = false;
+};
+
+Recovery MeasureRecovery(Load& load, CoordinatorProcess& proc) {
+  Recovery r;
+  const int64_t stale0 = load.stale_acks.load();
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // under load
+  proc.Kill9();
+  load.MarkRestart();
+  const int64_t restart = load.restart_us_.load();
+  r.listening_s = proc.Start();
+  const auto t0 = Clock::now();
+  while (load.first_success_us_.load() == 0 && Since(t0) < 60) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // The other milestones (a start may wait for a free slot, a new task for
+  // the completions retried across the restart): up to 5 s more.
+  while ((load.first_start_us_.load() == 0 || load.first_task_us_.load() == 0) && Since(t0) < 5) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto rel = [&](const std::atomic<int64_t>& v) {
+    return v.load() == 0 ? -1.0 : static_cast<double>(v.load() - restart) / 1e6;  // -1: never
+  };
+  r.first_start_s = rel(load.first_start_us_);
+  r.first_task_s = rel(load.first_task_us_);
+  r.first_success_s = rel(load.first_success_us_);
+  r.ok = load.first_success_us_.load() != 0;
+  // Throughput right after recovery (3 s).
+  const int64_t s0 = load.succeeded.load();
+  const auto t1 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  r.after_executions_per_sec = static_cast<double>(load.succeeded.load() - s0) / Since(t1);
+  r.stale_acks = load.stale_acks.load() - stale0;
+  std::cout << "recovery (kill -9 under load, restart on the same port): listening after "
+            << Fixed(r.listening_s * 1000, 0) << " ms, first StartExecution accepted after "
+            << Fixed(r.first_start_s * 1000, 0) << " ms, first task handed out after "
+            << Fixed(r.first_task_s * 1000, 0) << " ms, first execution SUCCEEDED after "
+            << Fixed(r.first_success_s * 1000, 0) << " ms; then "
+            << Fixed(r.after_executions_per_sec, 0) << " executions/s; " << r.stale_acks
+            << " completion(s) committed before the kill with the answer lost\n";
+  return r;
+}
+
+struct Scale {
+  int64_t parked = 0, parked_api = 0;
+  double park_seconds = 0, vacuum_seconds = 0;
+  Window window;
+};
+
+// Parks o.scale executions in the 1-day Wait state.
+Scale Park(Pg& pg, const Options& o, const std::string& target) {
+  Scale sc;
+  const auto t0 = Clock::now();
+  const int64_t api = std::min(o.scale, o.park_api);
+  const int64_t sql = o.scale - api;
+  auto stub = NewStub(target);
+  auto start = [&](const std::string& name) {
+    grpc::ClientContext ctx;
+    Deadline(&ctx, 10000);
+    v1::StartExecutionRequest req;
+    req.set_state_machine(kParkMachine);
+    req.set_name(name);
+    req.set_input(kInput);
+    v1::StartExecutionResponse resp;
+    grpc::Status s = stub->StartExecution(&ctx, req, &resp);
+    if (!s.ok()) Die("StartExecution (park): " + s.error_message());
+  };
+  if (sql > 0) {
+    // A template written by the coordinator, then cloned with new ids and
+    // names (every occurrence of its id and name in the rows is replaced).
+    start("park-0");
+    const std::string id = pg.One(
+        "SELECT execution_id FROM executions WHERE state_machine = '" + std::string(kParkMachine) +
+        "' AND name = 'park-0'");
+    // Ids shaped as the coordinator makes them (time-ordered: the template's
+    // 48-bit millisecond prefix, then random bits from md5).
+    const std::string rnd = "md5('saga-park:' || g)";
+    const std::string new_id = "(left(replace('" + id + "', '-', ''), 12) || '7' || substr(" +
+                               rnd + ", 1, 3) || '8' || substr(" + rnd + ", 4, 15))::uuid";
+    const std::string name = "'park-' || g";
+    std::cout << "  cloning " << sql << " executions of " << kParkMachine << " (template " << id
+              << ")" << std::flush;
+    for (int64_t from = 1; from <= sql; from += 100000) {
+      const std::string lo = std::to_string(from);
+      const std::string hi = std::to_string(std::min(sql, from + 99999));
+      const std::string gen = " generate_series(" + lo + ", " + hi + ") g ";
+      // Every occurrence of the template's id and name in a text column.
+      auto fixed = [&](const std::string& col) {
+        return "replace(replace(replace(" + col + ", '" + id + "', " + new_id +
+               "::text), ':park-0\"', ':' || " + name + " || '\"'), '\"park-0\"', '\"' || " +
+               name + " || '\"')";
+      };
+      pg.Query(
+          "BEGIN; "
+          "INSERT INTO executions (execution_id, state_machine, name, revision, status, version, "
+          "last_event_id, start_us, stop_us, input, output, error, cause) SELECT " +
+          new_id + ", t.state_machine, " + name +
+          ", t.revision, t.status, t.version, t.last_event_id, t.start_us, t.stop_us, t.input, "
+          "t.output, t.error, t.cause FROM executions t, " +
+          gen + "WHERE t.execution_id = '" + id +
+          "'; "
+          "INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
+          "details) SELECT " +
+          new_id + ", t.event_id, t.ts_us, t.frame, t.type, t.state_name, " +
+          fixed("t.details") + " FROM history_events t, " + gen + "WHERE t.execution_id = '" + id +
+          "'; "
+          "INSERT INTO timers (execution_id, timer_id, fire_at_us) SELECT " +
+          new_id + ", t.timer_id, t.fire_at_us FROM timers t, " + gen +
+          "WHERE t.execution_id = '" + id + "'; COMMIT;");
+      std::cout << "." << std::flush;
+    }
+    std::cout << "\n";
+  }
+  // The rest through the API, from 8 threads (fills the coordinator's cache
+  // with parked executions as a real backlog would).
+  if (api > 0) {
+    std::atomic<int64_t> next{0};
+    std::vector<std::thread> ts;
+    for (int k = 0; k < 8; ++k) {
+      ts.emplace_back([&] {
+        auto s = NewStub(target);
+        while (true) {
+          int64_t i = next.fetch_add(1);
+          if (i >= api) return;
+          grpc::ClientContext ctx;
+          Deadline(&ctx, 10000);
+          v1::StartExecutionRequest req;
+          req.set_state_machine(kParkMachine);
+          req.set_name("park-api-" + std::to_string(i));
+          req.set_input(kInput);
+          v1::StartExecutionResponse resp;
+          grpc::Status st = s->StartExecution(&ctx, req, &resp);
+          if (!st.ok()) Die("StartExecution (park): " + st.error_message());
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+  }
+  sc.parked_api = api;
+  sc.park_seconds = Since(t0);
+  const auto t1 = Clock::now();
+  // Planner statistics and the visibility map as autovacuum would leave them
+  // after a gradual build-up.
+  pg.Query("VACUUM ANALYZE executions");
+  pg.Query("VACUUM ANALYZE history_events");
+  pg.Query("VACUUM ANALYZE timers");
+  sc.vacuum_seconds = Since(t1);
+  sc.parked = std::stoll(pg.One("SELECT count(*) FROM executions WHERE state_machine = '" +
+                                std::string(kParkMachine) + "' AND status = 1"));
+  std::cout << "scale: " << sc.parked << " executions parked in a 1-day Wait state ("
+            << sc.parked_api << " through StartExecution, the rest as SQL clones) in "
+            << Fixed(sc.park_seconds, 1) << " s; VACUUM ANALYZE "
+            << Fixed(sc.vacuum_seconds, 1) << " s\n";
+  return sc;
+}
+
+Options ParseOptions(const std::vector<std::string>& args) {
+  Options o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& k = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) Die("flag " + k + " needs a value");
+      return args[++i];
+    };
+    if (k == "--coordinator") {
+      o.coordinator = value();
+    } else if (k == "--database-url") {
+      o.db = value();
+    } else if (k == "--log") {
+      o.log = value();
+    } else if (k == "--seconds") {
+      o.seconds = std::stod(value());
+    } else if (k == "--warmup") {
+      o.warmup = std::stod(value());
+    } else if (k == "--starters") {
+      o.starters = std::stoi(value());
+    } else if (k == "--workers") {
+      o.workers = std::stoi(value());
+    } else if (k == "--max-in-flight") {
+      o.max_in_flight = std::stoi(value());
+    } else if (k == "--pool-size") {
+      o.pool = std::stoi(value());
+    } else if (k == "--no-recovery") {
+      o.recovery = false;
+    } else if (k == "--scale") {
+      o.scale = std::stoll(value());
+    } else if (k == "--park-api") {
+      o.park_api = std::stoll(value());
+    } else if (k == "--pgbench-tps") {
+      o.pgbench_tps = std::stod(value());
+    } else if (k == "--pg-stat-statements") {
+      o.pgss = true;
+    } else {
+      Die("unknown flag '" + k + "'");
+    }
+  }
+  if (o.coordinator.empty() || o.db.empty()) {
+    Die("usage: saga-bench durable --coordinator BIN --database-url CONNINFO [--seconds S] "
+        "[--warmup W] [--starters N] [--workers M] [--max-in-flight K] [--pool-size P] "
+        "[--log FILE] [--no-recovery] [--scale N] [--park-api K] [--pgbench-tps TPS] "
+        "[--pg-stat-statements]");
+  }
+  return o;
+}
+
+}  // namespace
+
+int DurableMain(const std::vector<std::string>& args) {
+  const Options o = ParseOptions(args);
+  signal(SIGPIPE, SIG_IGN);
+  Pg pg(o.db);
+  if (o.pgss) pg.Query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  CoordinatorProcess proc(o.coordinator, o.db, o.log, o.pool);
+  const double first_listen = proc.Start();
+  std::cout << "coordinator " << o.coordinator << " (pid " << proc.pid() << ") listening on "
+            << proc.target() << " after " << Fixed(first_listen * 1000, 0) << " ms\n";
+  auto stub = NewStub(proc.target());
+  CreateMachine(*stub, kTaskMachine,
+                std::string(R"({"Comment":"one activity task","StartAt":"Work","States":{"Work":)") +
+                    R"({"Type":"Task","Resource":")" + kActivity + R"(","End":true}}})");
+  CreateMachine(*stub, kParkMachine,
+                R"({"Comment":"parked for a day","StartAt":"Park","States":{"Park":)"
+                R"({"Type":"Wait","Seconds":86400,"Next":"Done"},"Done":{"Type":"Succeed"}}})");
+  const int per_execution = SampleTransitions(*stub);
+  std::cout << "load: " << o.starters << " starter threads, " << o.workers
+            << " worker threads (one gRPC channel each), at most " << o.max_in_flight
+            << " executions open; warm-up " << o.warmup << " s, window " << o.seconds << " s\n";
+
+  auto load = std::make_unique<Load>(proc.target(), o.starters, o.workers, o.max_in_flight);
+  load->Start();
+  Window base = Measure(pg, *load, proc, o, per_execution, "throughput");
+  if (o.pgbench_tps > 0) {
+    std::cout << "pgbench single-row INSERT on the same database: " << Fixed(o.pgbench_tps, 0)
+              << " TPS; executions/s per pgbench TPS: "
+              << Fixed(base.executions_per_sec / o.pgbench_tps, 3) << "\n";
+  }
+  Recovery rec;
+  if (o.recovery) rec = MeasureRecovery(*load, proc);
+  load->Stop();
+
+  std::string scale_json = "null";
+  if (o.scale > 0) {
+    Scale sc = Park(pg, o, proc.target());
+    load = std::make_unique<Load>(proc.target(), o.starters, o.workers, o.max_in_flight);
+    load->Start();
+    sc.window = Measure(pg, *load, proc, o, per_execution, "throughput with the parked executions");
+    load->Stop();
+    const double drop = 1.0 - sc.window.executions_per_sec / std::max(1.0, base.executions_per_sec);
+    std::cout << "  throughput change with " << sc.parked << " parked: "
+              << Fixed(-drop * 100, 1) << "%\n";
+    std::ostringstream s;
+    s << "{\"parked\":" << sc.parked << ",\"parked_via_api\":" << sc.parked_api
+      << ",\"park_seconds\":" << Fixed(sc.park_seconds, 1)
+      << ",\"throughput\":" << WindowJson(sc.window)
+      << ",\"throughput_drop\":" << Fixed(drop, 4)
+      << ",\"coordinator_rss_mib\":" << Fixed(sc.window.rss_mb, 1) << "}";
+    scale_json = s.str();
+  }
+  // Executions still open: lost in flight by the kill (a task handed out
+  // whose answer never reached a worker stays started until its timeout).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const std::string open = pg.One("SELECT count(*) FROM executions WHERE state_machine = '" +
+                                  std::string(kTaskMachine) + "' AND status = 1");
+  std::cout << "open " << kTaskMachine << " executions after the load stopped: " << open
+            << " (tasks handed out by the killed coordinator whose answer was lost stay started "
+               "until a timeout; the benchmark's Task has none)\n";
+  proc.Stop();
+
+  std::ostringstream j;
+  j << "{\"transitions_per_execution\":" << per_execution << ",\"starters\":" << o.starters
+    << ",\"workers\":" << o.workers << ",\"max_in_flight\":" << o.max_in_flight
+    << ",\"throughput\":" << WindowJson(base);
+  if (o.pgbench_tps > 0) {
+    j << ",\"pgbench_insert_tps\":" << Fixed(o.pgbench_tps, 1)
+      << ",\"executions_per_pgbench_tps\":" << Fixed(base.executions_per_sec / o.pgbench_tps, 4);
+  }
+  if (o.recovery) {
+    j << ",\"recovery\":{\"ok\":" << (rec.ok ? "true" : "false")
+      << ",\"listening_ms\":" << Fixed(rec.listening_s * 1000, 1)
+      << ",\"first_start_ms\":" << Fixed(rec.first_start_s * 1000, 1)
+      << ",\"first_task_ms\":" << Fixed(rec.first_task_s * 1000, 1)
+      << ",\"first_succeeded_ms\":" << Fixed(rec.first_success_s * 1000, 1)
+      << ",\"executions_per_sec_after\":" << Fixed(rec.after_executions_per_sec, 1)
+      << ",\"lost_answers\":" << rec.stale_acks << "}";
+  }
+  j << ",\"open_after_stop\":" << open << ",\"scale\":" << scale_json;
+  j << ",\"goals\":{\"executions_per_sec_2000\":"
+    << (base.executions_per_sec >= 2000 ? "true" : "false")
+    << ",\"wal_per_transition_2KiB\":" << (base.wal_per_transition <= 2048 ? "true" : "false");
+  if (o.recovery) j << ",\"recovery_2s\":" << (rec.ok && rec.first_success_s <= 2 ? "true" : "false");
+  j << "}}";
+  std::cout << j.str() << std::endl;
+  return 0;
+}
+
+}  // namespace saga::bench
