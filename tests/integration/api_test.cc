@@ -121,8 +121,9 @@ TEST_F(Api, StartIsIdempotentByNameWhileRunningAndAlreadyExistsOtherwise) {
                                   R"({"a":1,"b":[1,2]})", &arn3)));
   EXPECT_EQ(arn3, arn1);
   // A different input: ALREADY_EXISTS.
-  EXPECT_TRUE(HasCode(StartExecution(stub_.get(), "hold", "order-1", R"({"a":2,"b":[1,2]})", nullptr),
-                      grpc::ALREADY_EXISTS, "name"));
+  EXPECT_TRUE(
+      HasCode(StartExecution(stub_.get(), "hold", "order-1", R"({"a":2,"b":[1,2]})", nullptr),
+              grpc::ALREADY_EXISTS, "name"));
   EXPECT_EQ(AllExecutionNames("hold", pb::EXECUTION_STATUS_UNSPECIFIED, 100),
             std::vector<std::string>{"order-1"});
   // Only one task was scheduled.
@@ -135,8 +136,9 @@ TEST_F(Api, StartIsIdempotentByNameWhileRunningAndAlreadyExistsOtherwise) {
   pb::GetActivityTaskResponse t = TakeTask("it-hold");
   ASSERT_TRUE(IsOk(Success(t.task_token(), R"({"ok":1})")));
   ASSERT_EQ(WaitFinished(stub_.get(), arn1, seconds(10)).status(), pb::SUCCEEDED);
-  EXPECT_TRUE(HasCode(StartExecution(stub_.get(), "hold", "order-1", R"({"a":1,"b":[1,2]})", nullptr),
-                      grpc::ALREADY_EXISTS, "name"));
+  EXPECT_TRUE(
+      HasCode(StartExecution(stub_.get(), "hold", "order-1", R"({"a":1,"b":[1,2]})", nullptr),
+              grpc::ALREADY_EXISTS, "name"));
   EXPECT_TRUE(HasCode(StartExecution(stub_.get(), "hold", "order-1", "{}", nullptr),
                       grpc::ALREADY_EXISTS, "name"));
   // An aborted one too.
@@ -246,8 +248,8 @@ TEST_F(Api, CallbackTokenUsedTwiceIsRefusedTheSecondTimeAndChangesNothing) {
       seconds(10)));
   auto before = History(stub_.get(), arn);
   ASSERT_TRUE(before.ok());
-  EXPECT_TRUE(HasCode(Success(callback, R"({"receipt":"r-2"})"), grpc::FAILED_PRECONDITION,
-                      "task_token"));
+  EXPECT_TRUE(
+      HasCode(Success(callback, R"({"receipt":"r-2"})"), grpc::FAILED_PRECONDITION, "task_token"));
   EXPECT_TRUE(HasCode(Failure(callback), grpc::FAILED_PRECONDITION, "task_token"));
   EXPECT_TRUE(HasCode(Heartbeat(callback), grpc::FAILED_PRECONDITION, "task_token"));
   auto after = History(stub_.get(), arn);
@@ -291,8 +293,8 @@ TEST_F(Api, BadExecutionNamesAreInvalidArgumentNamingName) {
   // State machine names follow the same rules.
   EXPECT_TRUE(HasCode(CreateStateMachine(stub_.get(), std::string(81, 'm'), kHold),
                       grpc::INVALID_ARGUMENT, "name"));
-  EXPECT_TRUE(HasCode(CreateStateMachine(stub_.get(), "bad name", kHold), grpc::INVALID_ARGUMENT,
-                      "name"));
+  EXPECT_TRUE(
+      HasCode(CreateStateMachine(stub_.get(), "bad name", kHold), grpc::INVALID_ARGUMENT, "name"));
   EXPECT_EQ(AllExecutionNames("hold", pb::EXECUTION_STATUS_UNSPECIFIED, 100),
             std::vector<std::string>{std::string(80, 'n')});
 }
@@ -316,12 +318,12 @@ TEST_F(Api, InvalidDefinitionIsInvalidArgumentWithAJsonArrayOfPathAndMessage) {
     EXPECT_FALSE(e.Find("message")->as_string().empty());
     paths.insert(e.Find("path")->as_string());
   }
-  EXPECT_TRUE(std::any_of(paths.begin(), paths.end(),
-                          [](const std::string& p) { return p.rfind("$.States.A", 0) == 0; }))
-      << s.error_message();
-  EXPECT_TRUE(std::any_of(paths.begin(), paths.end(),
-                          [](const std::string& p) { return p.rfind("$.States.C", 0) == 0; }))
-      << s.error_message();
+  EXPECT_TRUE(std::any_of(paths.begin(), paths.end(), [](const std::string& p) {
+    return p.rfind("$.States.A", 0) == 0;
+  })) << s.error_message();
+  EXPECT_TRUE(std::any_of(paths.begin(), paths.end(), [](const std::string& p) {
+    return p.rfind("$.States.C", 0) == 0;
+  })) << s.error_message();
   // The same errors from ValidateStateMachineDefinition, which stores nothing.
   grpc::ClientContext ctx;
   pb::ValidateStateMachineDefinitionRequest req;
@@ -359,7 +361,8 @@ TEST_F(Api, ExpressIsUnimplementedAndUnknownStateMachineIsNotFound) {
   pb::Execution e;
   EXPECT_TRUE(HasCode(Describe(stub_.get(), "arn:saga:states:::execution:nope:x", &e),
                       grpc::NOT_FOUND, "execution_arn"));
-  EXPECT_TRUE(HasCode(Describe(stub_.get(), "garbage", &e), grpc::INVALID_ARGUMENT, "execution_arn"));
+  EXPECT_TRUE(
+      HasCode(Describe(stub_.get(), "garbage", &e), grpc::INVALID_ARGUMENT, "execution_arn"));
 }
 
 TEST_F(Api, HistoryPagesWithNextTokenInBothOrders) {
@@ -419,8 +422,8 @@ TEST_F(Api, HistoryPagesWithNextTokenInBothOrders) {
   req.set_execution_arn(arn);
   req.set_next_token("not-a-token");
   pb::GetExecutionHistoryResponse resp;
-  EXPECT_TRUE(HasCode(stub_->GetExecutionHistory(&ctx, req, &resp), grpc::INVALID_ARGUMENT,
-                      "next_token"));
+  EXPECT_TRUE(
+      HasCode(stub_->GetExecutionHistory(&ctx, req, &resp), grpc::INVALID_ARGUMENT, "next_token"));
 }
 
 TEST_F(Api, ListExecutionsFiltersByStatusWithPagingNewestFirst) {
@@ -543,7 +546,8 @@ TEST_F(Api, LongPollWithoutTasksReturnsAnEmptyTokenAfterWaitSeconds) {
   EXPECT_LT(elapsed, 3.0);
   grpc::ClientContext bad;
   req.set_activity("");
-  EXPECT_TRUE(HasCode(stub_->GetActivityTask(&bad, req, &resp), grpc::INVALID_ARGUMENT, "activity"));
+  EXPECT_TRUE(
+      HasCode(stub_->GetActivityTask(&bad, req, &resp), grpc::INVALID_ARGUMENT, "activity"));
 }
 
 TEST_F(Api, StoppedExecutionsTaskIsNeverDispatched) {

@@ -127,16 +127,17 @@ TEST_F(DatabaseRestart, RpcsAreUnavailableWhileItIsDownAndNothingAcknowledgedIsL
   std::mutex mu;
   bool gate_open = false;
   std::vector<ReceivedTask> held;
-  Worker worker({c->address()}, {"it-x"},
-                [&](const ReceivedTask& t) {
-                  std::lock_guard<std::mutex> g(mu);
-                  if (t.task.state_name() == "Two" && !gate_open) {
-                    held.push_back(t);
-                    return Reply::None();
-                  }
-                  return answer(t);
-                },
-                /*threads_per=*/2);
+  Worker worker(
+      {c->address()}, {"it-x"},
+      [&](const ReceivedTask& t) {
+        std::lock_guard<std::mutex> g(mu);
+        if (t.task.state_name() == "Two" && !gate_open) {
+          held.push_back(t);
+          return Reply::None();
+        }
+        return answer(t);
+      },
+      /*threads_per=*/2);
   Loader loader(c->address(), "load");
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -155,7 +156,8 @@ TEST_F(DatabaseRestart, RpcsAreUnavailableWhileItIsDownAndNothingAcknowledgedIsL
   }
   std::vector<grpc::Status> late_results(late.size());
   std::thread completer([&] {
-    for (size_t i = 0; i < late.size(); ++i) late_results[i] = worker.Complete(late[i], answer(late[i]));
+    for (size_t i = 0; i < late.size(); ++i)
+      late_results[i] = worker.Complete(late[i], answer(late[i]));
   });
   struct Joiner {
     std::thread& t;
@@ -167,8 +169,8 @@ TEST_F(DatabaseRestart, RpcsAreUnavailableWhileItIsDownAndNothingAcknowledgedIsL
   const std::string probe = loader.acked().front();
   pb::Execution e;
   EXPECT_TRUE(HasCode(Describe(stub.get(), probe, &e), grpc::UNAVAILABLE));
-  EXPECT_TRUE(HasCode(StartExecution(stub.get(), "load", "while-down", "{}", nullptr),
-                      grpc::UNAVAILABLE));
+  EXPECT_TRUE(
+      HasCode(StartExecution(stub.get(), "load", "while-down", "{}", nullptr), grpc::UNAVAILABLE));
   grpc::ClientContext pctx;
   pctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
   pb::GetActivityTaskRequest preq;
@@ -183,8 +185,7 @@ TEST_F(DatabaseRestart, RpcsAreUnavailableWhileItIsDownAndNothingAcknowledgedIsL
   ASSERT_EQ(PgCtl("start"), 0);
   ASSERT_TRUE(WaitUntil([&] { return Describe(stub.get(), probe, &e).ok(); }, seconds(20)))
       << "the coordinator did not reconnect";
-  ASSERT_TRUE(
-      WaitUntil([&] { return loader.acked_count() >= acked_before + 10; }, seconds(20)));
+  ASSERT_TRUE(WaitUntil([&] { return loader.acked_count() >= acked_before + 10; }, seconds(20)));
   loader.Stop();
   completer.join();
   for (size_t i = 0; i < late.size(); ++i) {

@@ -19,7 +19,8 @@ TEST_F(Drain, SigtermWithAParkedLongPollExitsZeroPromptly) {
   auto stub = c->NewStub();
   // A round trip first, so the channel is connected before the long poll.
   ASSERT_TRUE(IsOk(CreateStateMachine(
-      stub.get(), "m", R"({"StartAt":"T","States":{"T":{"Type":"Task","Resource":"idle","End":true}}})")));
+      stub.get(), "m",
+      R"({"StartAt":"T","States":{"T":{"Type":"Task","Resource":"idle","End":true}}})")));
 
   std::mutex mu;
   std::condition_variable cv;

@@ -88,8 +88,8 @@ TEST_F(RetryAndCatch, TaskFailingTwiceIsRetriedWithBackoffAndTakesAtLeastThreeSe
   EXPECT_GE(sched1 - fail0, 1000 - 1) << "first retry interval";
   EXPECT_GE(sched2 - fail1, 2000 - 1) << "second retry interval (BackoffRate 2)";
   // Each attempt was delivered exactly once, with its number.
-  std::map<std::string, int> want = {{arn + "|Flaky|0", 1}, {arn + "|Flaky|1", 1},
-                                     {arn + "|Flaky|2", 1}};
+  std::map<std::string, int> want = {
+      {arn + "|Flaky|0", 1}, {arn + "|Flaky|1", 1}, {arn + "|Flaky|2", 1}};
   EXPECT_EQ(worker.Deliveries(), want);
   auto alone = RunEngineAlone(kDef, "{}", R"({"StateMachines":{"M":{"TestCases":{"T":{
       "Flaky":"R"}}}},"MockedResponses":{"R":{
@@ -114,7 +114,8 @@ TEST_F(RetryAndCatch, CaughtFailureTakesTheCatchPathWithErrorAndCause) {
   auto stub = c->NewStub();
   ASSERT_TRUE(IsOk(CreateStateMachine(stub.get(), "charge", kDef)));
   Worker worker({c->address()}, {"it-charge", "it-refund"}, [](const ReceivedTask& t) {
-    if (t.task.state_name() == "Charge") return Reply::Failure("Card.Declined", "insufficient funds");
+    if (t.task.state_name() == "Charge")
+      return Reply::Failure("Card.Declined", "insufficient funds");
     return Reply::Success(R"({"refunded":true})");
   });
   const std::string input = R"({"order":7})";
@@ -302,7 +303,8 @@ TEST_F(RetryAndCatch, ExecutionTimeoutSecondsEndsARunningExecutionAsTimedOut) {
   EXPECT_TRUE(HasCode(SendSuccess(stub.get(), held.Get()[0].task.task_token(), "{}"),
                       grpc::FAILED_PRECONDITION, "task_token"));
   worker.Stop();
-  SqlResult rows = RunSql(dsn(), "SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM timers)");
+  SqlResult rows =
+      RunSql(dsn(), "SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM timers)");
   ASSERT_TRUE(rows.ok) << rows.error;
   EXPECT_EQ(rows.rows[0][0], "0") << "task or timer rows left behind";
 }

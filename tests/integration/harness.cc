@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -56,24 +56,42 @@ std::string RandomHex(int n) {
 
 std::string CodeName(grpc::StatusCode c) {
   switch (c) {
-    case grpc::OK: return "OK";
-    case grpc::CANCELLED: return "CANCELLED";
-    case grpc::UNKNOWN: return "UNKNOWN";
-    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::NOT_FOUND: return "NOT_FOUND";
-    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::ABORTED: return "ABORTED";
-    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::INTERNAL: return "INTERNAL";
-    case grpc::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::DATA_LOSS: return "DATA_LOSS";
-    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return saga::StrCat("code ", static_cast<int>(c));
+    case grpc::OK:
+      return "OK";
+    case grpc::CANCELLED:
+      return "CANCELLED";
+    case grpc::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::ABORTED:
+      return "ABORTED";
+    case grpc::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::INTERNAL:
+      return "INTERNAL";
+    case grpc::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return saga::StrCat("code ", static_cast<int>(c));
   }
 }
 
@@ -372,8 +390,8 @@ std::unique_ptr<Stub> NewStub(const std::string& address) {
            << "expected " << CodeName(code) << ", got " << Describe(s);
   }
   if (s.error_message().find(needle) == std::string::npos) {
-    return ::testing::AssertionFailure() << "message of " << Describe(s) << " does not contain '"
-                                         << needle << "'";
+    return ::testing::AssertionFailure()
+           << "message of " << Describe(s) << " does not contain '" << needle << "'";
   }
   return ::testing::AssertionSuccess();
 }
@@ -450,7 +468,7 @@ pb::Execution WaitFinished(Stub* stub, const std::string& arn, milliseconds time
 }
 
 absl::StatusOr<std::vector<pb::HistoryEvent>> History(Stub* stub, const std::string& arn,
-                                                       int page_size, bool reverse) {
+                                                      int page_size, bool reverse) {
   std::vector<pb::HistoryEvent> out;
   std::string token;
   for (int pages = 0; pages < 100000; ++pages) {
@@ -709,7 +727,8 @@ std::string Normalize(const std::string& type, const std::string& state,
 
 std::vector<std::string> Normalize(const std::vector<pb::HistoryEvent>& events) {
   std::vector<std::string> out;
-  for (const auto& e : events) out.push_back(Normalize(e.type(), e.state_name(), ParseJson(e.details())));
+  for (const auto& e : events)
+    out.push_back(Normalize(e.type(), e.state_name(), ParseJson(e.details())));
   return out;
 }
 
@@ -733,8 +752,8 @@ std::vector<std::string> Canonical(std::vector<std::string> events) {
     if (t == "ParallelStateStarted" || t == "MapStateStarted") {
       if (depth++ == 0) span_start = i + 1;
     } else if (t == "ParallelStateSucceeded" || t == "ParallelStateFailed" ||
-               t == "ParallelStateAborted" || t == "MapStateSucceeded" ||
-               t == "MapStateFailed" || t == "MapStateAborted") {
+               t == "ParallelStateAborted" || t == "MapStateSucceeded" || t == "MapStateFailed" ||
+               t == "MapStateAborted") {
       if (--depth == 0) {
         std::sort(events.begin() + static_cast<std::ptrdiff_t>(span_start),
                   events.begin() + static_cast<std::ptrdiff_t>(i));
@@ -756,9 +775,9 @@ std::string CompareHistories(const std::vector<std::string>& actual,
     const std::string x = i < a.size() ? a[i] : "(none)";
     const std::string y = i < e.size() ? e[i] : "(none)";
     if (x != y) {
-      std::string msg = saga::StrCat("histories differ at canonical position ", i, " (of ",
-                                     a.size(), " actual, ", e.size(), " expected events)\n  actual:   ",
-                                     x, "\n  expected: ", y, "\nactual history:\n");
+      std::string msg = saga::StrCat(
+          "histories differ at canonical position ", i, " (of ", a.size(), " actual, ", e.size(),
+          " expected events)\n  actual:   ", x, "\n  expected: ", y, "\nactual history:\n");
       for (const auto& s : actual) msg += "  " + s + "\n";
       msg += "engine-alone history:\n";
       for (const auto& s : expected) msg += "  " + s + "\n";

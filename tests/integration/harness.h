@@ -102,7 +102,7 @@ class CoordinatorProcess {
   bool running() const;
   pid_t pid() const { return pid_; }
   std::string address() const;  // "127.0.0.1:PORT" once listening
-  std::string Stderr() const;    // everything it wrote so far
+  std::string Stderr() const;   // everything it wrote so far
   std::unique_ptr<Stub> NewStub() const;
 
  private:
@@ -142,8 +142,7 @@ std::unique_ptr<Stub> NewStub(const std::string& address);
 ::testing::AssertionResult HasCode(const grpc::Status& s, grpc::StatusCode code,
                                    const std::string& needle = "");
 
-grpc::Status CreateStateMachine(Stub* stub, const std::string& name,
-                                const std::string& definition);
+grpc::Status CreateStateMachine(Stub* stub, const std::string& name, const std::string& definition);
 // Starts an execution; its ARN in *arn.
 grpc::Status StartExecution(Stub* stub, const std::string& state_machine, const std::string& name,
                             const std::string& input, std::string* arn);
@@ -160,8 +159,7 @@ bool WaitUntil(const std::function<bool()>& cond, milliseconds timeout);
 
 // The whole history (paged), oldest first.
 absl::StatusOr<std::vector<pb::HistoryEvent>> History(Stub* stub, const std::string& arn,
-                                                       int page_size = 1000,
-                                                       bool reverse = false);
+                                                      int page_size = 1000, bool reverse = false);
 std::vector<std::string> EventTypes(const std::vector<pb::HistoryEvent>& events);
 // Checks ids 1..n consecutive and previous_event_id = id - 1.
 ::testing::AssertionResult ConsecutiveIds(const std::vector<pb::HistoryEvent>& events);
@@ -261,7 +259,8 @@ absl::StatusOr<engine::OfflineResult> RunEngineAlone(const std::string& definiti
 // An event reduced to what must agree between a durable run and the engine
 // alone: type, state, details without worker names, wall-clock times and
 // ARNs.
-std::string Normalize(const std::string& type, const std::string& state, const json::Value& details);
+std::string Normalize(const std::string& type, const std::string& state,
+                      const json::Value& details);
 std::vector<std::string> Normalize(const std::vector<pb::HistoryEvent>& events);
 std::vector<std::string> Normalize(const std::vector<engine::Event>& events);
 

@@ -16,13 +16,15 @@ using ::testing::Not;
 
 class Migrations : public PgTest {};
 
-constexpr const char* kTables[] = {"state_machines", "state_machine_revisions", "executions",
-                                   "history_events", "tasks", "timers", "settings"};
+constexpr const char* kTables[] = {
+    "state_machines", "state_machine_revisions", "executions", "history_events", "tasks", "timers",
+    "settings"};
 
 // version|applied_us rows of saga_schema_version, in order.
 std::vector<std::string> AppliedMigrations(const std::string& dsn) {
-  SqlResult r = RunSql(dsn, "SELECT version || '|' || name || '|' || applied_us "
-                            "FROM saga_schema_version ORDER BY version");
+  SqlResult r = RunSql(dsn,
+                       "SELECT version || '|' || name || '|' || applied_us "
+                       "FROM saga_schema_version ORDER BY version");
   EXPECT_TRUE(r.ok) << r.error;
   std::vector<std::string> out;
   for (const auto& row : r.rows) out.push_back(row[0]);
@@ -46,7 +48,8 @@ TEST_F(Migrations, ApplyToAnEmptyDatabaseThenASecondStartAppliesNothing) {
   EXPECT_EQ(version.rows[0][0], std::to_string(latest));
   EXPECT_EQ(version.rows[0][1], std::to_string(latest)) << "one row per migration";
   for (const char* table : kTables) {
-    SqlResult t = RunSql(dsn(), saga::StrCat("SELECT to_regclass('public.", table, "') IS NOT NULL"));
+    SqlResult t =
+        RunSql(dsn(), saga::StrCat("SELECT to_regclass('public.", table, "') IS NOT NULL"));
     ASSERT_TRUE(t.ok) << t.error;
     EXPECT_EQ(t.rows[0][0], "t") << "table " << table << " missing";
   }

@@ -109,9 +109,9 @@ TEST_F(StateTypes, EveryStateTypeThroughWorkersMatchesTheEngineAlone) {
       EXPECT_EQ(ParseJson(e.output()), alone->output)
           << "durable: " << e.output() << "\nalone: " << alone->output.Dump();
       // The definition did exercise every state type.
-      for (const char* t : {"PassStateEntered", "TaskStateEntered", "ChoiceStateEntered",
-                            "WaitStateEntered", "ParallelStateEntered", "MapStateEntered",
-                            "SucceedStateEntered"}) {
+      for (const char* t :
+           {"PassStateEntered", "TaskStateEntered", "ChoiceStateEntered", "WaitStateEntered",
+            "ParallelStateEntered", "MapStateEntered", "SucceedStateEntered"}) {
         EXPECT_GE(CountEvents(*h, t), 1) << t;
       }
       EXPECT_EQ(CountEvents(*h, "ActivitySucceeded", "Item"), 3);

@@ -9,7 +9,8 @@ namespace {
 
 class Timers : public PgTest {};
 
-constexpr char kWaitOne[] = R"({"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}})";
+constexpr char kWaitOne[] =
+    R"({"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}})";
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -89,7 +90,8 @@ TEST_F(Timers, TimerArmedOnACoordinatorThatDiesFiresOnTimeOnAnother) {
   auto stub_a = a->NewStub();
   auto stub_b = b->NewStub();
   ASSERT_TRUE(IsOk(CreateStateMachine(
-      stub_a.get(), "wait2", R"({"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":2,"End":true}}})")));
+      stub_a.get(), "wait2",
+      R"({"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":2,"End":true}}})")));
   std::string arn;
   const auto t0 = Clock::now();
   ASSERT_TRUE(IsOk(StartExecution(stub_a.get(), "wait2", "x", "{}", &arn)));
@@ -129,9 +131,8 @@ TEST_F(Timers, DueTimersSweptByTwoCoordinatorsFireExactlyOnce) {
     auto h = History(stub_b.get(), arn);
     ASSERT_TRUE(h.ok()) << h.status();
     EXPECT_TRUE(ConsecutiveIds(*h));
-    EXPECT_EQ(EventTypes(*h),
-              (std::vector<std::string>{"ExecutionStarted", "WaitStateEntered", "WaitStateExited",
-                                        "ExecutionSucceeded"}));
+    EXPECT_EQ(EventTypes(*h), (std::vector<std::string>{"ExecutionStarted", "WaitStateEntered",
+                                                        "WaitStateExited", "ExecutionSucceeded"}));
   }
   SqlResult rows = RunSql(dsn(), "SELECT count(*) FROM timers");
   ASSERT_TRUE(rows.ok) << rows.error;
