@@ -42,6 +42,8 @@ PG_OPTS=()
 [ "$PROFILE" = 1 ] && PG_OPTS+=(-c shared_preload_libraries=pg_stat_statements)
 CONNINFO=$(bash scripts/pg_up.sh "$PG_DIR" "" "${PG_OPTS[@]}")
 export PGHOST=$PG_DIR PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+psql() { "$PGBIN/psql" "$@"; }
 echo "PostgreSQL $(psql -Atc 'SHOW server_version') in $PG_DIR: fsync=$(psql -Atc 'SHOW fsync'), synchronous_commit=$(psql -Atc 'SHOW synchronous_commit'), full_page_writes=$(psql -Atc 'SHOW full_page_writes'), shared_buffers=$(psql -Atc 'SHOW shared_buffers'); $(nproc) cores"
 
 # pgbench baseline (toolchain.md section 5): single-row INSERT into a table
@@ -51,7 +53,7 @@ cat >"$PG_DIR/insert.sql" <<'EOF'
 \set aid random(1, 1000000)
 INSERT INTO ins_test(aid,payload,created) VALUES (:aid,'payload-0123456789abcdefghijklmnopqrstuvwxyz',now());
 EOF
-PGBENCH_OUT=$(pgbench -n -f "$PG_DIR/insert.sql" -c 8 -j 2 -T 10 2>&1)
+PGBENCH_OUT=$("$PGBIN/pgbench" -n -f "$PG_DIR/insert.sql" -c 8 -j 2 -T 10 2>&1)
 TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$PGBENCH_OUT")
 [ -n "$TPS" ] || { echo "pgbench failed:"; echo "$PGBENCH_OUT"; exit 1; }
 echo "pgbench single-row INSERT (-c 8 -j 2 -T 10): $TPS TPS"

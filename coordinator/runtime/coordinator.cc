@@ -83,24 +83,6 @@ std::string StripArn(const std::string& name_or_arn) {
 
 bool Retryable(const absl::Status& s) { return s.code() == absl::StatusCode::kAborted; }
 
-// Where a GetActivityTask call starts in its candidates (oldest first): at
-// the oldest when no other call is claiming, else at a rotating offset, so
-// concurrent calls do not all queue for the same execution rows.
-class ClaimSlot {
- public:
-  ClaimSlot() : alone_(claiming_.fetch_add(1) == 0) {}
-  ~ClaimSlot() { claiming_.fetch_sub(1); }
-  ClaimSlot(const ClaimSlot&) = delete;
-  ClaimSlot& operator=(const ClaimSlot&) = delete;
-  size_t First(size_t candidates) const {
-    return alone_ || candidates == 0 ? 0 : rotation_.fetch_add(1) % candidates;
-  }
-
- private:
-  static inline std::atomic<size_t> claiming_{0}, rotation_{0};
-  bool alone_;
-};
-
 }  // namespace
 
 std::string Coordinator::ExecutionArn(const std::string& state_machine, const std::string& name) {
@@ -569,11 +551,27 @@ absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& act
     auto candidates = store_->RunnableTasks(activity, 16);
     if (!candidates.ok()) return candidates.status();
     bool contended = false;
-    // Concurrent pollers see the same candidates: see ClaimSlot.
-    std::optional<ClaimSlot> claim(std::in_place);
-    const size_t first = claim->First(candidates->size());
-    for (size_t k = 0; k < candidates->size(); ++k) {
-      const auto& c = (*candidates)[(first + k) % candidates->size()];
+    size_t skipped = 0;  // candidates other polls of this process are claiming
+    for (const auto& c : *candidates) {
+      // Concurrent polls see the same candidates, oldest first: one that
+      // another poll of this process is claiming (its execution row is
+      // locked) is skipped here rather than found locked in the database.
+      // That poll takes the task, or retries it if the row was locked.
+      {
+        std::lock_guard<std::mutex> g(claims_mu_);
+        if (!claims_.insert(c.execution_id).second) {
+          ++skipped;
+          continue;
+        }
+      }
+      struct Release {
+        Coordinator* self;
+        const std::string& id;
+        ~Release() {
+          std::lock_guard<std::mutex> g(self->claims_mu_);
+          self->claims_.erase(id);
+        }
+      } release{this, c.execution_id};
       storage::TaskRecord claimed;
       std::string arn;
       absl::Status s = ApplyCommand(
@@ -597,7 +595,9 @@ absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& act
           },
           /*skip_locked=*/true);
       if (s.ok()) {
-        if (candidates->size() > 1) WakeActivity(activity);  // pass the wake-up on
+        // More runnable tasks than this one and those being claimed: pass
+        // the wake-up on to another poll.
+        if (candidates->size() > skipped + 1) WakeActivity(activity);
         ActivityTask t;
         t.task_token = tokens_.Encode(TaskRef{c.execution_id, c.task_id});
         t.input = claimed.input;
@@ -617,7 +617,6 @@ absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& act
       if (s.code() == absl::StatusCode::kUnavailable) return s;
       if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
     }
-    claim.reset();
     std::unique_lock<std::mutex> lock(wake_mu_);
     while (!stopping_ && pollers->seq == seq) {
       if (cancelled && cancelled()) return ActivityTask{};

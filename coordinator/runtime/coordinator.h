@@ -31,6 +31,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -175,6 +176,10 @@ class Coordinator {
   std::condition_variable wake_cv_;  // the timer and LISTEN threads
   std::unordered_map<std::string, Pollers> pollers_;  // never erased
   uint64_t timer_seq_ = 0;
+  // Executions a GetActivityTask of this process is claiming a task of right
+  // now: other polls skip them without a round trip (their row is locked).
+  std::mutex claims_mu_;
+  std::unordered_set<std::string> claims_;
   bool stopping_ = false;
 
   std::thread timer_thread_, listen_thread_;
