@@ -118,6 +118,9 @@ class Value {
 // Nesting deeper than 512 levels is refused rather than risking the stack.
 absl::StatusOr<Value> Parse(std::string_view text);
 
+// Appends code point `cp` encoded as UTF-8.
+void AppendUtf8(uint32_t cp, std::string* out);
+
 // Appends `s` as a quoted, escaped JSON string.
 void AppendQuoted(std::string_view s, std::string* out);
 
