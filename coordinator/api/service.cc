@@ -1,6 +1,11 @@
 #include "coordinator/api/service.h"
 
+#include <atomic>
+#include <thread>
+
+#include "coordinator/common/strings.h"
 #include "coordinator/engine/events.h"
+#include "coordinator/runtime/worker_session.h"
 
 namespace saga::api {
 namespace {
@@ -171,6 +176,13 @@ grpc::Status SagaService::GetActivityTask(grpc::ServerContext* ctx,
   resp->set_attempt(r->attempt);
   resp->set_timeout_seconds(static_cast<int32_t>(r->timeout_seconds.value_or(0)));
   resp->set_heartbeat_seconds(static_cast<int32_t>(r->heartbeat_seconds.value_or(0)));
+  resp->set_idempotency_key(r->idempotency_key);
+  resp->set_traceparent(r->traceparent);
+  resp->set_callback(r->callback);
+  resp->set_compensation(r->compensation);
+  resp->set_compensated_state(r->compensated_state);
+  resp->set_compensated_idempotency_key(r->compensated_idempotency_key);
+  resp->set_deadline_unix_ms(r->deadline_unix_ms.value_or(0));
   return grpc::Status::OK;
 }
 
@@ -190,6 +202,126 @@ grpc::Status SagaService::SendTaskHeartbeat(grpc::ServerContext*,
                                             const v1::SendTaskHeartbeatRequest* req,
                                             v1::SendTaskHeartbeatResponse*) {
   return ToGrpc(c_->SendTaskHeartbeat(req->task_token()));
+}
+
+void SagaService::Drain() {
+  std::lock_guard<std::mutex> g(streams_mu_);
+  draining_ = true;
+  for (auto* ctx : streams_) ctx->TryCancel();
+}
+
+grpc::Status SagaService::WorkerStream(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream) {
+  {
+    std::lock_guard<std::mutex> g(streams_mu_);
+    if (draining_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is draining");
+    streams_.insert(ctx);
+  }
+  struct Unlist {
+    SagaService* self;
+    grpc::ServerContext* ctx;
+    ~Unlist() {
+      std::lock_guard<std::mutex> g(self->streams_mu_);
+      self->streams_.erase(ctx);
+    }
+  } unlist{this, ctx};
+
+  v1::WorkerMessage msg;
+  if (!stream->Read(&msg)) return grpc::Status::OK;
+  if (msg.message_case() != v1::WorkerMessage::kRegister) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "register: the first message of a worker stream must be register");
+  }
+  runtime::WorkerRegistration reg;
+  reg.identity = msg.register_().identity();
+  reg.activities.assign(msg.register_().activities().begin(), msg.register_().activities().end());
+  reg.max_concurrency = msg.register_().max_concurrency();
+  if (msg.register_().has_initial_credits()) reg.initial_credits = msg.register_().initial_credits();
+  if (absl::Status s = runtime::ValidateRegistration(reg); !s.ok()) return ToGrpc(s);
+
+  std::mutex write_mu;  // one writer at a time; reads run beside writes
+  auto write = [&](const v1::CoordinatorMessage& m) {
+    std::lock_guard<std::mutex> g(write_mu);
+    return stream->Write(m);
+  };
+  runtime::WorkerSession session(c_, reg, [&](const runtime::ActivityTask& t) {
+    v1::CoordinatorMessage m;
+    auto* p = m.mutable_task();
+    p->set_task_token(t.task_token);
+    p->set_activity(t.activity);
+    p->set_input(t.input);
+    p->set_execution_arn(t.execution_arn);
+    p->set_state_name(t.state_name);
+    p->set_attempt(t.attempt);
+    p->set_idempotency_key(t.idempotency_key);
+    p->set_timeout_seconds(static_cast<int32_t>(t.timeout_seconds.value_or(0)));
+    p->set_heartbeat_seconds(static_cast<int32_t>(t.heartbeat_seconds.value_or(0)));
+    p->set_deadline_unix_ms(t.deadline_unix_ms.value_or(0));
+    p->set_traceparent(t.traceparent);
+    p->set_callback(t.callback);
+    p->set_compensation(t.compensation);
+    p->set_compensated_state(t.compensated_state);
+    p->set_compensated_idempotency_key(t.compensated_idempotency_key);
+    return write(m);
+  });
+  {
+    static std::atomic<uint64_t> next_id{1};
+    v1::CoordinatorMessage m;
+    m.mutable_registered()->set_worker_id(
+        saga::StrCat(reg.identity, "#", next_id.fetch_add(1)));
+    if (!write(m)) return grpc::Status::OK;
+  }
+  std::thread dispatcher([&] { session.Run(); });
+
+  grpc::Status result = grpc::Status::OK;
+  while (stream->Read(&msg)) {
+    v1::CoordinatorMessage ack;
+    auto* a = ack.mutable_ack();
+    absl::Status s;
+    switch (msg.message_case()) {
+      case v1::WorkerMessage::kCredit:
+        s = session.Grant(msg.credit().tasks());
+        if (!s.ok()) {
+          result = ToGrpc(s);
+          goto done;
+        }
+        continue;  // credits are not acknowledged
+      case v1::WorkerMessage::kComplete:
+        a->set_request_id(msg.complete().request_id());
+        s = session.Complete(msg.complete().task_token(), msg.complete().output());
+        break;
+      case v1::WorkerMessage::kFail:
+        a->set_request_id(msg.fail().request_id());
+        s = session.Fail(msg.fail().task_token(), msg.fail().error(), msg.fail().cause());
+        break;
+      case v1::WorkerMessage::kHeartbeat: {
+        a->set_request_id(msg.heartbeat().request_id());
+        bool cancelled = false;
+        s = session.Heartbeat(msg.heartbeat().task_token(), &cancelled);
+        a->set_cancelled(cancelled);
+        break;
+      }
+      case v1::WorkerMessage::kRelease:
+        a->set_request_id(msg.release().request_id());
+        s = session.Release(msg.release().task_token());
+        break;
+      default:
+        result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "message: register may only be sent once, first");
+        goto done;
+    }
+    a->set_code(static_cast<int32_t>(s.code()));
+    a->set_message(std::string(s.message()));
+    if (!write(ack)) break;
+  }
+done:
+  session.Close();
+  dispatcher.join();
+  if (ctx->IsCancelled() && result.ok()) {
+    result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker stream ended by the coordinator");
+  }
+  return result;
 }
 
 }  // namespace saga::api

@@ -4,6 +4,9 @@
 #ifndef SAGA_COORDINATOR_API_SERVICE_H_
 #define SAGA_COORDINATOR_API_SERVICE_H_
 
+#include <mutex>
+#include <set>
+
 #include "coordinator/runtime/coordinator.h"
 #include "saga/v1/saga.grpc.pb.h"
 
@@ -46,9 +49,19 @@ class SagaService final : public saga::v1::SagaCoordinator::Service {
                                v1::SendTaskFailureResponse*) override;
   grpc::Status SendTaskHeartbeat(grpc::ServerContext*, const v1::SendTaskHeartbeatRequest*,
                                  v1::SendTaskHeartbeatResponse*) override;
+  grpc::Status WorkerStream(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream) override;
+
+  // Ends every worker stream (UNAVAILABLE) and refuses new ones: on drain,
+  // workers reconnect to another coordinator; their task tokens stay valid.
+  void Drain();
 
  private:
   runtime::Coordinator* c_;
+  std::mutex streams_mu_;
+  std::set<grpc::ServerContext*> streams_;
+  bool draining_ = false;
 };
 
 }  // namespace saga::api

@@ -189,6 +189,7 @@ class Decider {
   absl::Status Handle(const TaskSucceededCommand& c) {
     ASSIGN_OR_RETURN(Frame * f, TaskFrame(c.task_id));
     if (IsCompensation(*f)) return CompensationSucceeded(f, c.output);
+    succeeded_task_ = c.task_id;
     const State& st = f->current();
     json::Value d = Details("taskId", json::Value(c.task_id));
     d.Set("output", c.output);
@@ -817,6 +818,7 @@ class Decider {
         comp_in = *std::move(r);
       }
       extra.Set("compensationInput", std::move(comp_in));
+      extra.Set("compensatedTaskId", json::Value(succeeded_task_));
     }
     return ExitState(fid, *std::move(out), std::move(extra));
   }
@@ -1067,6 +1069,7 @@ class Decider {
     t.heartbeat_seconds = target->compensation->heartbeat_seconds;
     t.compensation = true;
     t.compensated_state = rec->state_name;
+    t.compensated_task_id = rec->task_id;
     d_->tasks.push_back(std::move(t));
     return absl::OkStatus();
   }
@@ -1159,6 +1162,7 @@ class Decider {
   ExecutionState* s_;
   int64_t now_;
   Rng rng_;
+  int64_t succeeded_task_ = 0;  // the task whose success is being processed
   const EngineOptions& opts_;
   Decision* d_;
   std::deque<Pending> work_;

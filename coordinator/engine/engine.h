@@ -80,6 +80,7 @@ struct TaskRequest {
   std::optional<int64_t> heartbeat_seconds;
   bool compensation = false;
   std::string compensated_state;  // for compensations: the Task being undone
+  int64_t compensated_task_id = 0;  // ... and the task id of its successful attempt
 };
 
 struct TimerRequest {

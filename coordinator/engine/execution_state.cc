@@ -193,6 +193,7 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
           a = pit == s->frames.end() ? -1 : pit->second.parent;
         }
         r.input = *ci;
+        r.task_id = IntField(d, "compensatedTaskId");
         r.seq = s->next_compensation_seq++;
         s->compensations.push_back(std::move(r));
       }
@@ -447,7 +448,7 @@ json::Value ExecutionState::Debug() const {
   json::Array comp;
   for (const auto& r : compensations) {
     comp.push_back(json::Value(
-        saga::StrCat(r.seq, "|", r.state_name, "|", r.frame, "|", r.done, "|", r.input.Dump())));
+        saga::StrCat(r.seq, "|", r.state_name, "|", r.frame, "|", r.task_id, "|", r.done, "|", r.input.Dump())));
   }
   o.Set("compensations", json::Value(std::move(comp)));
   return o;

@@ -50,6 +50,7 @@ struct CompensationRecord {
   std::vector<int32_t> ancestors;  // frames enclosing it when it completed
   json::Value input;               // the compensation's input, computed on completion
   int64_t seq = 0;                 // completion order
+  int64_t task_id = 0;             // the Task's successful attempt
   bool done = false;
 };
 

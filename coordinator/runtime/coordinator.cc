@@ -107,11 +107,18 @@ void Coordinator::Shutdown() {
   {
     std::lock_guard<std::mutex> g(wake_mu_);
     stopping_ = true;
-    for (auto& [a, p] : pollers_) p.cv.notify_all();
+    for (auto& [a, p] : pollers_) {
+      for (Waiter* w : p.waiters) w->cv.notify_one();
+    }
   }
   wake_cv_.notify_all();
   if (timer_thread_.joinable()) timer_thread_.join();
   if (listen_thread_.joinable()) listen_thread_.join();
+}
+
+bool Coordinator::stopping() {
+  std::lock_guard<std::mutex> g(wake_mu_);
+  return stopping_;
 }
 
 engine::EngineOptions Coordinator::EngineOpts(const std::string& execution_id) const {
@@ -273,7 +280,7 @@ storage::Writes Coordinator::ToWrites(const std::string& execution_id,
     storage::TaskRecord r;
     r.execution_id = execution_id;
     r.task_id = t.task_id;
-    r.activity = t.resource;
+    r.activity = ActivityOf(t.resource);
     r.state_name = t.state_name;
     r.input = t.input.Dump();
     r.attempt = t.attempt;
@@ -532,104 +539,187 @@ absl::StatusOr<int64_t> Coordinator::StopExecution(const std::string& arn, const
 // ---------------------------------------------------------------------------
 // Activities
 
+std::string ActivityOf(const std::string& resource) {
+  const size_t n = sizeof(kWaitForTaskToken) - 1;
+  if (resource.size() > n && resource.compare(resource.size() - n, n, kWaitForTaskToken) == 0) {
+    return resource.substr(0, resource.size() - n);
+  }
+  return resource;
+}
+
+namespace {
+
+std::string IdempotencyKey(const std::string& execution_id, int64_t task_id) {
+  return saga::StrCat(execution_id, "/", task_id);
+}
+
+// W3C trace context: the execution is the trace, the task attempt a span.
+std::string TraceParent(const std::string& execution_id, int64_t task_id) {
+  std::string trace;
+  for (char c : execution_id) {
+    if (c != '-') trace.push_back(c);
+  }
+  char span[17];
+  snprintf(span, sizeof(span), "%016llx", static_cast<unsigned long long>(task_id));
+  return saga::StrCat("00-", trace, "-", span, "-01");
+}
+
+}  // namespace
+
+void Coordinator::FillTask(const engine::ExecutionState& st, const storage::TaskRecord& row,
+                           ActivityTask* t) {
+  t->task_token = tokens_.Encode(TaskRef{row.execution_id, row.task_id});
+  t->activity = row.activity;
+  t->input = row.input;
+  t->execution_arn = st.info.execution_id;
+  t->state_name = row.state_name;
+  t->attempt = row.attempt;
+  if (row.timeout_at_us) {
+    t->timeout_seconds = (*row.timeout_at_us - row.scheduled_us) / 1000000;
+    t->deadline_unix_ms = *row.timeout_at_us / 1000;
+  }
+  t->heartbeat_seconds = row.heartbeat_seconds;
+  t->idempotency_key = IdempotencyKey(row.execution_id, row.task_id);
+  t->traceparent = TraceParent(row.execution_id, row.task_id);
+  auto it = st.open_tasks.find(row.task_id);
+  if (it == st.open_tasks.end()) return;
+  const engine::Frame& f = st.frames.at(it->second);
+  if (f.state < 0) return;
+  const asl::State& state = f.current();
+  if (state.type == asl::StateType::kCompensate) {
+    t->compensation = true;
+    for (const auto& r : st.compensations) {
+      if (r.seq != f.compensation_seq) continue;
+      t->compensated_state = r.state_name;
+      t->compensated_idempotency_key = IdempotencyKey(row.execution_id, r.task_id);
+    }
+  } else {
+    t->callback = ActivityOf(state.resource) != state.resource;
+  }
+}
+
 absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& activity,
                                                           const std::string& worker, int wait_ms,
                                                           const std::function<bool()>& cancelled) {
   if (activity.empty()) return absl::InvalidArgumentError("activity: must not be empty");
+  return ClaimTask({activity}, worker, wait_ms, cancelled);
+}
+
+absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::string>& activities,
+                                                    const std::string& worker, int wait_ms,
+                                                    const std::function<bool()>& cancelled) {
+  if (activities.empty()) return absl::InvalidArgumentError("activities: must not be empty");
   if (worker.size() > 80) return absl::InvalidArgumentError("worker_name: longer than 80 characters");
   wait_ms = std::clamp(wait_ms <= 0 ? 60000 : wait_ms, 1, 60000);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  Waiter me;
+  std::vector<Pollers*> mine;
+  {
+    std::lock_guard<std::mutex> g(wake_mu_);
+    for (const auto& a : activities) {
+      Pollers* p = &pollers_[a];
+      p->waiters.push_back(&me);
+      mine.push_back(p);
+    }
+  }
+  struct Unregister {
+    Coordinator* self;
+    Waiter* me;
+    std::vector<Pollers*>& mine;
+    ~Unregister() {
+      std::lock_guard<std::mutex> g(self->wake_mu_);
+      for (Pollers* p : mine) p->waiters.erase(std::find(p->waiters.begin(), p->waiters.end(), me));
+    }
+  } unregister{this, &me, mine};
+  auto seq_sum = [&] {
+    uint64_t sum = 0;
+    for (Pollers* p : mine) sum += p->seq;
+    return sum;
+  };
+  size_t first = 0;  // rotates, so no activity of a stream starves the others
   while (true) {
     uint64_t seq;
-    Pollers* pollers;
     {
       std::lock_guard<std::mutex> g(wake_mu_);
       if (stopping_) return ActivityTask{};
-      pollers = &pollers_[activity];
-      seq = pollers->seq;
+      seq = seq_sum();
     }
-    auto candidates = store_->RunnableTasks(activity, 16);
-    if (!candidates.ok()) return candidates.status();
     bool contended = false;
-    size_t skipped = 0;  // candidates other polls of this process are claiming
-    for (const auto& c : *candidates) {
-      // Concurrent polls see the same candidates, oldest first: one that
-      // another poll of this process is claiming (its execution row is
-      // locked) is skipped here rather than found locked in the database.
-      // That poll takes the task, or retries it if the row was locked.
-      {
-        std::lock_guard<std::mutex> g(claims_mu_);
-        if (!claims_.insert(c.execution_id).second) {
-          ++skipped;
-          continue;
+    for (size_t k = 0; k < activities.size(); ++k) {
+      const std::string& activity = activities[(first + k) % activities.size()];
+      auto candidates = store_->RunnableTasks(activity, 16);
+      if (!candidates.ok()) return candidates.status();
+      size_t skipped = 0;  // candidates other polls of this process are claiming
+      for (const auto& c : *candidates) {
+        // Concurrent polls see the same candidates, oldest first: one that
+        // another poll of this process is claiming (its execution row is
+        // locked) is skipped here rather than found locked in the database.
+        // That poll takes the task, or retries it if the row was locked.
+        {
+          std::lock_guard<std::mutex> g(claims_mu_);
+          if (!claims_.insert(c.execution_id).second) {
+            ++skipped;
+            continue;
+          }
         }
+        struct Release {
+          Coordinator* self;
+          const std::string& id;
+          ~Release() {
+            std::lock_guard<std::mutex> g(self->claims_mu_);
+            self->claims_.erase(id);
+          }
+        } release{this, c.execution_id};
+        ActivityTask task;
+        storage::TaskRecord claimed;
+        absl::Status s = ApplyCommand(
+            c.execution_id,
+            [&](const engine::ExecutionState& st,
+                storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
+              auto t = txn.LockTask(c.task_id);
+              if (!t.ok()) return t.status();
+              if (!t->has_value() || (*t)->started_us || !st.open_tasks.count(c.task_id)) {
+                return absl::FailedPreconditionError("task already taken");
+              }
+              claimed = **t;
+              FillTask(st, claimed, &task);
+              return std::optional<engine::Command>(engine::TaskStartedCommand{c.task_id, worker});
+            },
+            [&](const engine::ExecutionState&, storage::Writes* w) {
+              const int64_t now = NowUs();
+              std::optional<int64_t> hb;
+              if (claimed.heartbeat_seconds) hb = now + *claimed.heartbeat_seconds * 1000000;
+              w->started = storage::Writes::Started{c.task_id, worker, now, hb};
+            },
+            /*skip_locked=*/true);
+        if (s.ok()) {
+          // More runnable tasks than this one and those being claimed: pass
+          // the wake-up on to another poll.
+          if (candidates->size() > skipped + 1) WakeActivity(activity);
+          first = (first + k + 1) % activities.size();
+          if (task.execution_arn.empty()) {
+            auto row = store_->GetExecution(c.execution_id);
+            if (row.ok()) task.execution_arn = ExecutionArn(row->state_machine, row->name);
+          }
+          return task;
+        }
+        if (s.code() == absl::StatusCode::kUnavailable) return s;
+        if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
       }
-      struct Release {
-        Coordinator* self;
-        const std::string& id;
-        ~Release() {
-          std::lock_guard<std::mutex> g(self->claims_mu_);
-          self->claims_.erase(id);
-        }
-      } release{this, c.execution_id};
-      storage::TaskRecord claimed;
-      std::string arn;
-      absl::Status s = ApplyCommand(
-          c.execution_id,
-          [&](const engine::ExecutionState& st,
-              storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
-            auto t = txn.LockTask(c.task_id);
-            if (!t.ok()) return t.status();
-            if (!t->has_value() || (*t)->started_us || !st.open_tasks.count(c.task_id)) {
-              return absl::FailedPreconditionError("task already taken");
-            }
-            claimed = **t;
-            arn = st.info.execution_id;  // no extra read of the execution row
-            return std::optional<engine::Command>(engine::TaskStartedCommand{c.task_id, worker});
-          },
-          [&](const engine::ExecutionState&, storage::Writes* w) {
-            const int64_t now = NowUs();
-            std::optional<int64_t> hb;
-            if (claimed.heartbeat_seconds) hb = now + *claimed.heartbeat_seconds * 1000000;
-            w->started = storage::Writes::Started{c.task_id, worker, now, hb};
-          },
-          /*skip_locked=*/true);
-      if (s.ok()) {
-        // More runnable tasks than this one and those being claimed: pass
-        // the wake-up on to another poll.
-        if (candidates->size() > skipped + 1) WakeActivity(activity);
-        ActivityTask t;
-        t.task_token = tokens_.Encode(TaskRef{c.execution_id, c.task_id});
-        t.input = claimed.input;
-        t.execution_arn = arn;
-        if (arn.empty()) {
-          auto row = store_->GetExecution(c.execution_id);
-          if (row.ok()) t.execution_arn = ExecutionArn(row->state_machine, row->name);
-        }
-        t.state_name = claimed.state_name;
-        t.attempt = claimed.attempt;
-        if (claimed.timeout_at_us) {
-          t.timeout_seconds = (*claimed.timeout_at_us - claimed.scheduled_us) / 1000000;
-        }
-        t.heartbeat_seconds = claimed.heartbeat_seconds;
-        return t;
-      }
-      if (s.code() == absl::StatusCode::kUnavailable) return s;
-      if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
     }
     std::unique_lock<std::mutex> lock(wake_mu_);
-    while (!stopping_ && pollers->seq == seq) {
+    while (!stopping_ && seq_sum() == seq) {
       if (cancelled && cancelled()) return ActivityTask{};
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return ActivityTask{};
       // Locked candidates: look again soon. Otherwise wait for a wake-up,
       // waking every 250 ms only to notice a cancelled call.
       auto slice = contended ? std::chrono::milliseconds(2) : std::chrono::milliseconds(250);
-      if (pollers->cv.wait_until(lock, std::min(deadline, now + slice)) ==
-              std::cv_status::timeout &&
-          contended) {
-        break;
-      }
+      me.idle = true;
+      const bool timed_out =
+          me.cv.wait_until(lock, std::min(deadline, now + slice)) == std::cv_status::timeout;
+      me.idle = false;
+      if (timed_out && contended) break;
     }
   }
 }
@@ -663,6 +753,53 @@ absl::Status Coordinator::SendTaskSuccess(const std::string& token, const std::s
         return std::optional<engine::Command>(engine::TaskSucceededCommand{ref->task_id, *out});
       },
       nullptr, false);
+}
+
+absl::Status Coordinator::CompleteFromWorker(const std::string& token, const std::string& output) {
+  auto ref = tokens_.Decode(token);
+  if (!ref.ok()) return ref.status();
+  bool callback = false;
+  absl::Status s = ApplyCommand(
+      ref->execution_id,
+      [&](const engine::ExecutionState& st,
+          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
+        const engine::Frame& f = st.frames.at(st.open_tasks.at(ref->task_id));
+        if (f.state >= 0 && f.current().type == asl::StateType::kTask &&
+            ActivityOf(f.current().resource) != f.current().resource) {
+          callback = true;
+          return absl::CancelledError("callback");  // writes nothing
+        }
+        return absl::NotFoundError("not a callback");
+      },
+      nullptr, false);
+  if (callback) return absl::OkStatus();  // dispatched; its token completes it
+  if (s.code() != absl::StatusCode::kNotFound || s.message() != "not a callback") return s;
+  return SendTaskSuccess(token, output);
+}
+
+absl::Status Coordinator::ReleaseTask(const std::string& token) {
+  auto ref = tokens_.Decode(token);
+  if (!ref.ok()) return ref.status();
+  std::string activity;
+  absl::Status s = ApplyCommand(
+      ref->execution_id,
+      [&](const engine::ExecutionState& st,
+          storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
+        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
+        auto t = txn.LockTask(ref->task_id);
+        if (!t.ok()) return t.status();
+        if (!t->has_value()) return StaleTask();
+        if (!(*t)->started_us) return absl::FailedPreconditionError("task_token: the task is not started");
+        activity = (*t)->activity;
+        return std::optional<engine::Command>();  // no event: only the row
+      },
+      [&](const engine::ExecutionState&, storage::Writes* w) {
+        w->released = ref->task_id;
+        w->notify_activities.push_back(activity);
+      },
+      false);
+  return s;
 }
 
 absl::Status Coordinator::SendTaskFailure(const std::string& token, const std::string& error,
@@ -772,17 +909,18 @@ absl::Status Coordinator::SweepOnce() {
 }
 
 void Coordinator::WakeActivity(const std::string& activity, bool all) {
-  std::condition_variable* cv;
-  {
-    std::lock_guard<std::mutex> g(wake_mu_);
-    Pollers& p = pollers_[activity];
-    ++p.seq;
-    cv = &p.cv;
-  }
-  if (all) {
-    cv->notify_all();
-  } else {
-    cv->notify_one();
+  std::lock_guard<std::mutex> g(wake_mu_);
+  Pollers& p = pollers_[activity];
+  ++p.seq;  // a waiter that is busy now rescans before it waits again
+  const size_t n = p.waiters.size();
+  for (size_t k = 0; k < n; ++k) {
+    Waiter* w = p.waiters[(p.next + k) % n];
+    if (!w->idle && !all) continue;
+    w->cv.notify_one();
+    if (all) continue;
+    w->idle = false;  // the next wake-up goes to another idle waiter
+    p.next = (p.next + k + 1) % n;
+    return;
   }
 }
 
@@ -842,7 +980,7 @@ void Coordinator::ListenLoop() {
         std::lock_guard<std::mutex> g(wake_mu_);
         for (auto& [a, p] : pollers_) {
           ++p.seq;
-          p.cv.notify_all();
+          for (Waiter* w : p.waiters) w->cv.notify_one();
         }
         ++timer_seq_;
       }

@@ -51,12 +51,25 @@ struct CoordinatorOptions {
 
 struct ActivityTask {
   std::string task_token;  // empty: none arrived in time
+  std::string activity;
   std::string input;
   std::string execution_arn;
   std::string state_name;
   int64_t attempt = 0;
   std::optional<int64_t> timeout_seconds, heartbeat_seconds;
+  std::optional<int64_t> deadline_unix_ms;  // TimeoutSeconds as an absolute time
+  // "<execution uuid>/<task id>": the same for every delivery of one attempt.
+  std::string idempotency_key;
+  std::string traceparent;  // W3C: trace id = execution uuid, span id = task id
+  bool callback = false;    // Resource ended in .waitForTaskToken
+  bool compensation = false;
+  std::string compensated_state, compensated_idempotency_key;
 };
+
+// The activity a Task Resource dispatches to: the Resource without a
+// trailing ".waitForTaskToken".
+std::string ActivityOf(const std::string& resource);
+inline constexpr char kWaitForTaskToken[] = ".waitForTaskToken";
 
 struct ValidationResult {
   std::vector<asl::ValidationError> errors;
@@ -71,6 +84,7 @@ class Coordinator {
   void Start();
   // Stops background work and wakes every long poll (they return no task).
   void Shutdown();
+  bool stopping();
 
   // --- state machines (type: 1 STANDARD, 2 EXPRESS) ---
   // InvalidArgument with a JSON array of {path,message} for a bad definition.
@@ -107,6 +121,18 @@ class Coordinator {
   absl::StatusOr<ActivityTask> GetActivityTask(const std::string& activity,
                                                const std::string& worker, int wait_ms,
                                                const std::function<bool()>& cancelled);
+  // The same for several activities at once (worker streams): returns the
+  // first task of any of them; none when the wait ends or `cancelled()`.
+  absl::StatusOr<ActivityTask> ClaimTask(const std::vector<std::string>& activities,
+                                         const std::string& worker, int wait_ms,
+                                         const std::function<bool()>& cancelled);
+  // A worker stream's completion: as SendTaskSuccess, except for a callback
+  // (.waitForTaskToken) task, whose state waits for SendTaskSuccess or
+  // SendTaskFailure with its token: then only checks that it is still open.
+  absl::Status CompleteFromWorker(const std::string& token, const std::string& output);
+  // Gives a started task back: runnable again as the same attempt (no
+  // history event; the next delivery records another ActivityStarted).
+  absl::Status ReleaseTask(const std::string& token);
   absl::Status SendTaskSuccess(const std::string& token, const std::string& output);
   absl::Status SendTaskFailure(const std::string& token, const std::string& error,
                                const std::string& cause);
@@ -152,6 +178,7 @@ class Coordinator {
   void TimerLoop();
   void ListenLoop();
   void WakeActivity(const std::string& activity, bool all = false);
+  void FillTask(const engine::ExecutionState& st, const storage::TaskRecord& row, ActivityTask* t);
   void WakeTimers();
 
   storage::PgStore* store_;
@@ -168,13 +195,18 @@ class Coordinator {
   // A bump wakes one poller, which passes it on when it saw more runnable
   // tasks than the one it took; a rescan wakes them all. (Waking every
   // poller for every new task made them all chase the same task.)
+  struct Waiter {
+    std::condition_variable cv;
+    bool idle = false;  // waiting for a wake-up
+  };
   struct Pollers {
     uint64_t seq = 0;
-    std::condition_variable cv;
+    std::vector<Waiter*> waiters;
+    size_t next = 0;  // round robin over idle waiters
   };
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;  // the timer and LISTEN threads
-  std::unordered_map<std::string, Pollers> pollers_;  // never erased
+  std::unordered_map<std::string, Pollers> pollers_;  // entries never erased
   uint64_t timer_seq_ = 0;
   // Executions a GetActivityTask of this process is claiming a task of right
   // now: other polls skip them without a round trip (their row is locked).

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
     sigwait(&stop_signals, &sig);
     std::cerr << "saga-coordinator: draining" << std::endl;
     coordinator.Shutdown();  // long polls return at once
+    service.Drain();         // worker streams end; workers reconnect elsewhere
     // In-flight unary RPCs finish within milliseconds once long polls are woken;
     // the grace only bounds waiting for idle clients to acknowledge GOAWAY.
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));

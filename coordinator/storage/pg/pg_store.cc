@@ -84,6 +84,9 @@ constexpr Query kStartTask{"start_task",
 constexpr Query kHeartbeatTask{"heartbeat_task",
                                "UPDATE tasks SET heartbeat_at_us = $3 "
                                "WHERE execution_id = $1 AND task_id = $2"};
+constexpr Query kReleaseTask{"release_task",
+                             "UPDATE tasks SET started_us = NULL, worker = NULL, "
+                             "heartbeat_at_us = NULL WHERE execution_id = $1 AND task_id = $2"};
 constexpr Query kInsertTimers{
     "insert_timers",
     "INSERT INTO timers (execution_id, timer_id, fire_at_us) "
@@ -157,7 +160,7 @@ constexpr Query kGetStateMachine{
 constexpr Query kAllQueries[] = {
     kLockExecution, kLockExecutionSkip, kGetExecution, kFindExecution, kInsertExecution,
     kUpdateExecution, kInsertEvents, kLoadEvents, kHistoryAsc, kHistoryDesc, kInsertTasks,
-    kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kInsertTimers, kDeleteTimers,
+    kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kReleaseTask, kInsertTimers, kDeleteTimers,
     kRunnableTasks, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
     kWriteNewExecution, kGetStateMachine};
 
@@ -542,6 +545,7 @@ std::string ActivitiesJson(const std::vector<std::string>& activities) {
 // Whether kWriteTransition can carry the writes: it must not touch a task row
 // twice (a transition never starts a task it also opens or closes).
 bool Combinable(const Writes& wr) {
+  if (wr.released) return false;
   if (!wr.started) return true;
   const int64_t id = wr.started->task_id;
   if (std::find(wr.deleted_tasks.begin(), wr.deleted_tasks.end(), id) != wr.deleted_tasks.end()) {
@@ -579,6 +583,7 @@ void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr) {
   if (wr.heartbeat) {
     w.exec_prepared0(kHeartbeatTask.name, id, wr.heartbeat->first, wr.heartbeat->second);
   }
+  if (wr.released) w.exec_prepared0(kReleaseTask.name, id, *wr.released);
   if (!wr.deleted_timers.empty()) {
     w.exec_prepared0(kDeleteTimers.name, id, IdArray(wr.deleted_timers));
   }

@@ -100,6 +100,7 @@ struct Writes {
   };
   std::optional<Started> started;
   std::optional<std::pair<int64_t, int64_t>> heartbeat;  // task id, new heartbeat deadline
+  std::optional<int64_t> released;  // task id made runnable again (given back)
   // Activities that got runnable tasks (NOTIFYed on commit).
   std::vector<std::string> notify_activities;
 };

@@ -1,0 +1,160 @@
+#include "coordinator/runtime/worker_session.h"
+
+#include <set>
+
+#include "coordinator/common/strings.h"
+
+namespace saga::runtime {
+
+absl::Status ValidateRegistration(const WorkerRegistration& r) {
+  if (r.identity.empty()) return absl::InvalidArgumentError("register.identity: must not be empty");
+  if (r.identity.size() > 80) {
+    return absl::InvalidArgumentError("register.identity: longer than 80 characters");
+  }
+  if (r.activities.empty() || r.activities.size() > 64) {
+    return absl::InvalidArgumentError("register.activities: give 1 to 64 activities");
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < r.activities.size(); ++i) {
+    const std::string& a = r.activities[i];
+    if (a.empty() || a.size() > 256) {
+      return absl::InvalidArgumentError(
+          saga::StrCat("register.activities[", i, "]: must be 1 to 256 characters"));
+    }
+    if (ActivityOf(a) != a) {
+      return absl::InvalidArgumentError(saga::StrCat(
+          "register.activities[", i, "]: register the activity without ", kWaitForTaskToken));
+    }
+    if (!seen.insert(a).second) {
+      return absl::InvalidArgumentError(
+          saga::StrCat("register.activities[", i, "]: '", a, "' is listed twice"));
+    }
+  }
+  if (r.max_concurrency < 1 || r.max_concurrency > 1000) {
+    return absl::InvalidArgumentError("register.max_concurrency: must be 1 to 1000");
+  }
+  if (r.initial_credits != -1 && (r.initial_credits < 0 || r.initial_credits > r.max_concurrency)) {
+    return absl::InvalidArgumentError("register.initial_credits: must be 0 to max_concurrency");
+  }
+  return absl::OkStatus();
+}
+
+WorkerSession::WorkerSession(Coordinator* c, WorkerRegistration reg,
+                             std::function<bool(const ActivityTask&)> push)
+    : c_(c), reg_(std::move(reg)), push_(std::move(push)), credits_(reg_.initial_credits < 0 ? reg_.max_concurrency : reg_.initial_credits) {}
+
+void WorkerSession::Run() {
+  int backoff_ms = 10;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return closed_ || credits_ > 0; });
+      if (closed_) return;
+    }
+    auto cancelled = [this] {
+      std::lock_guard<std::mutex> g(mu_);
+      return closed_;
+    };
+    auto task = c_->ClaimTask(reg_.activities, reg_.identity, 60000, cancelled);
+    if (!task.ok()) {
+      // Database unavailable: try again with a growing pause (the stream
+      // stays open; the worker keeps its tasks).
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms), [&] { return closed_; });
+      backoff_ms = std::min(backoff_ms * 2, 1000);
+      continue;
+    }
+    backoff_ms = 10;
+    if (task->task_token.empty()) {  // the wait ended without work
+      if (c_->stopping()) {  // shutting down: no more dispatch on this stream
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return closed_; });
+        return;
+      }
+      continue;
+    }
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (closed_) {  // the stream ended while this task was claimed
+        lock.unlock();
+        (void)c_->ReleaseTask(task->task_token);
+        return;
+      }
+      --credits_;
+      in_flight_[task->task_token] =
+          InFlight{task->timeout_seconds.has_value() || task->heartbeat_seconds.has_value()};
+    }
+    if (!push_(*task)) {
+      // The stream broke between the claim and the push: nobody has it.
+      Forget(task->task_token);
+      (void)c_->ReleaseTask(task->task_token);
+    }
+  }
+}
+
+absl::Status WorkerSession::Grant(int n) {
+  if (n < 1 || n > 1000) return absl::InvalidArgumentError("credit.tasks: must be 1 to 1000");
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    // Never more credits than the registered capacity minus tasks held.
+    credits_ = std::min(credits_ + n, reg_.max_concurrency - static_cast<int>(in_flight_.size()));
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+void WorkerSession::Forget(const std::string& token) {
+  std::lock_guard<std::mutex> g(mu_);
+  in_flight_.erase(token);
+}
+
+absl::Status WorkerSession::Complete(const std::string& token, const std::string& output) {
+  absl::Status s = c_->CompleteFromWorker(token, output);
+  if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition) Forget(token);
+  return s;
+}
+
+absl::Status WorkerSession::Fail(const std::string& token, const std::string& error,
+                                 const std::string& cause) {
+  absl::Status s = c_->SendTaskFailure(token, error, cause);
+  if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition) Forget(token);
+  return s;
+}
+
+absl::Status WorkerSession::Heartbeat(const std::string& token, bool* cancelled) {
+  absl::Status s = c_->SendTaskHeartbeat(token);
+  *cancelled = s.code() == absl::StatusCode::kFailedPrecondition ||
+               s.code() == absl::StatusCode::kNotFound;
+  return s;
+}
+
+absl::Status WorkerSession::Release(const std::string& token) {
+  absl::Status s = c_->ReleaseTask(token);
+  if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition) Forget(token);
+  return s;
+}
+
+void WorkerSession::Close() {
+  std::map<std::string, InFlight> left;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    closed_ = true;
+    left.swap(in_flight_);
+  }
+  cv_.notify_all();
+  for (const auto& [token, f] : left) {
+    if (!f.has_deadline) (void)c_->ReleaseTask(token);
+  }
+}
+
+int WorkerSession::credits() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return credits_;
+}
+
+size_t WorkerSession::in_flight() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return in_flight_.size();
+}
+
+}  // namespace saga::runtime

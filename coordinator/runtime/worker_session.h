@@ -1,0 +1,84 @@
+// One worker stream's dispatch: credits (flow control), the tasks pushed to
+// the worker and not finished yet, and what happens to them when the stream
+// ends. Transport-free: the gRPC layer (api/) feeds it the worker's messages
+// and gives it a function that writes a pushed task to the stream.
+//
+// Dispatch: Run() loops while the stream is open; with a credit available
+// it waits (ClaimTask: woken on commit, no polling) for a runnable task of
+// any of the worker's activities, claims it (TaskStarted committed) and
+// pushes it. A push that fails (stream gone) gives the task back at once.
+//
+// When the stream ends, tasks pushed to it and not finished stay started:
+// those with a HeartbeatSeconds or TimeoutSeconds time out as on Step
+// Functions (their Retry decides); those with neither would wait forever, so
+// they are given back and delivered again as the same attempt.
+//
+// Thread safety: Run() on one thread; the other methods from any thread.
+#ifndef SAGA_COORDINATOR_RUNTIME_WORKER_SESSION_H_
+#define SAGA_COORDINATOR_RUNTIME_WORKER_SESSION_H_
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/runtime/coordinator.h"
+
+namespace saga::runtime {
+
+struct WorkerRegistration {
+  std::string identity;
+  std::vector<std::string> activities;
+  int max_concurrency = 1;
+  int initial_credits = -1;  // -1: max_concurrency
+};
+
+// INVALID_ARGUMENT naming the field when a registration is unusable.
+absl::Status ValidateRegistration(const WorkerRegistration& r);
+
+class WorkerSession {
+ public:
+  // `push` writes a task to the worker; false when the stream is broken.
+  WorkerSession(Coordinator* c, WorkerRegistration reg,
+                std::function<bool(const ActivityTask&)> push);
+
+  // The dispatch loop; returns after Close().
+  void Run();
+  // Grants `n` more credits (1..1000).
+  absl::Status Grant(int n);
+
+  // The worker's messages about a task pushed to it.
+  absl::Status Complete(const std::string& token, const std::string& output);
+  absl::Status Fail(const std::string& token, const std::string& error, const std::string& cause);
+  // OK, or the status that says the task is no longer open (then `cancelled`).
+  absl::Status Heartbeat(const std::string& token, bool* cancelled);
+  absl::Status Release(const std::string& token);
+
+  // The stream ended: stops Run() and settles the unfinished tasks.
+  void Close();
+
+  int credits() const;
+  size_t in_flight() const;
+
+ private:
+  struct InFlight {
+    bool has_deadline = false;  // HeartbeatSeconds or TimeoutSeconds
+  };
+  void Forget(const std::string& token);
+
+  Coordinator* c_;
+  WorkerRegistration reg_;
+  std::function<bool(const ActivityTask&)> push_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int credits_ = 0;
+  bool closed_ = false;
+  std::map<std::string, InFlight> in_flight_;
+};
+
+}  // namespace saga::runtime
+
+#endif  // SAGA_COORDINATOR_RUNTIME_WORKER_SESSION_H_

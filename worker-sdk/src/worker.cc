@@ -1,0 +1,515 @@
+// The worker's machinery: one connection thread (connect, register, read
+// pushed tasks and acks, reconnect with jittered backoff), `concurrency`
+// handler threads, and a ticker thread (automatic heartbeats, resending
+// results the coordinator could not take yet). Results wait in an outbox
+// until acknowledged, so a broken connection loses none: they are sent again
+// on the next connection (a duplicate is refused harmlessly).
+#include "saga/worker/worker.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "saga/v1/saga.grpc.pb.h"
+
+namespace saga::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace v1 = saga::v1;
+
+constexpr int kUnavailable = 14, kAborted = 10, kInternal = 13, kFailedPrecondition = 9,
+              kNotFound = 5;
+
+std::string DefaultIdentity() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+}  // namespace
+
+class RunningContext : public TaskContext, public std::enable_shared_from_this<RunningContext> {
+ public:
+  RunningContext(Worker::Impl* w, TaskInfo info) : w_(w), info_(std::move(info)) {}
+  const TaskInfo& info() const override { return info_; }
+  bool Heartbeat() override;
+  bool Cancelled() const override { return cancelled_.load(); }
+  void Cancel() { cancelled_ = true; }
+
+ private:
+  Worker::Impl* w_;
+  TaskInfo info_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct Worker::Impl {
+  WorkerOptions opts;
+  std::map<std::string, Handler> handlers;
+
+  mutable std::mutex mu;
+  mutable std::condition_variable cv;  // state changes: queue, connection, acks
+
+  // Tasks pushed and not finished: queued or running.
+  struct Running {
+    std::shared_ptr<RunningContext> ctx;
+    Clock::time_point next_heartbeat;
+    std::chrono::milliseconds heartbeat_every{0};
+    bool abandoned = false;  // given back at shutdown: its result is dropped
+  };
+  std::map<std::string, Running> running;
+  std::deque<std::string> queue;  // tokens waiting for a handler thread
+
+  // Messages waiting for an ack (request id -> message).
+  struct Pending {
+    v1::WorkerMessage msg;
+    bool durable = true;  // results: kept across reconnects; heartbeats: dropped
+    std::optional<Clock::time_point> resend_at;
+    std::function<void(const v1::WorkerAck&)> on_ack;
+  };
+  std::map<uint64_t, Pending> outbox;
+  uint64_t next_request = 1;
+
+  // The connection.
+  std::mutex write_mu;
+  std::shared_ptr<grpc::ClientContext> call_ctx;
+  std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream;
+  bool connected = false;
+  uint64_t generation = 0;  // bumped per connection
+
+  bool started = false, stopping = false, closing = false, shut = false;
+  WorkerStats stats;
+  std::thread conn_thread, ticker_thread;
+  std::vector<std::thread> handler_threads;
+  std::shared_ptr<grpc::Channel> channel;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  // Writes `m` on the current stream; false when not connected.
+  bool WriteNow(const v1::WorkerMessage& m) {
+    std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> s;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (!connected) return false;
+      s = stream;
+    }
+    std::lock_guard<std::mutex> g(write_mu);
+    return s->Write(m);
+  }
+
+  // Queues a request (its id is filled in) and sends it if connected.
+  uint64_t Send(v1::WorkerMessage m, bool durable, std::function<void(const v1::WorkerAck&)> on_ack) {
+    uint64_t id;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      id = next_request++;
+      switch (m.message_case()) {
+        case v1::WorkerMessage::kComplete: m.mutable_complete()->set_request_id(id); break;
+        case v1::WorkerMessage::kFail: m.mutable_fail()->set_request_id(id); break;
+        case v1::WorkerMessage::kHeartbeat: m.mutable_heartbeat()->set_request_id(id); break;
+        case v1::WorkerMessage::kRelease: m.mutable_release()->set_request_id(id); break;
+        default: break;
+      }
+      if (!durable && !connected) return 0;
+      outbox[id] = Pending{m, durable, std::nullopt, std::move(on_ack)};
+    }
+    WriteNow(m);
+    return id;
+  }
+
+  void GrantCredit() {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (stopping) return;
+    }
+    v1::WorkerMessage m;
+    m.mutable_credit()->set_tasks(1);
+    WriteNow(m);
+  }
+
+  void OnAck(const v1::WorkerAck& a) {
+    std::function<void(const v1::WorkerAck&)> cb;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      auto it = outbox.find(a.request_id());
+      if (it == outbox.end()) return;
+      if (it->second.durable && (a.code() == kUnavailable || a.code() == kAborted ||
+                                 a.code() == kInternal)) {
+        // The coordinator could not store it now (database down): again soon.
+        it->second.resend_at = Clock::now() + std::chrono::milliseconds(200);
+        cv.notify_all();
+        return;
+      }
+      cb = std::move(it->second.on_ack);
+      outbox.erase(it);
+    }
+    if (cb) cb(a);
+    cv.notify_all();
+  }
+
+  void OnTask(const v1::PushedTask& p) {
+    TaskInfo info;
+    info.task_token = p.task_token();
+    info.activity = p.activity();
+    info.input = p.input();
+    info.execution_arn = p.execution_arn();
+    info.state_name = p.state_name();
+    info.attempt = p.attempt();
+    info.idempotency_key = p.idempotency_key();
+    if (p.deadline_unix_ms() > 0) {
+      info.deadline = std::chrono::system_clock::time_point(std::chrono::milliseconds(p.deadline_unix_ms()));
+    }
+    if (p.heartbeat_seconds() > 0) info.heartbeat_interval = std::chrono::seconds(p.heartbeat_seconds());
+    info.traceparent = p.traceparent();
+    info.callback = p.callback();
+    info.compensation = p.compensation();
+    info.compensated_state = p.compensated_state();
+    info.compensated_idempotency_key = p.compensated_idempotency_key();
+    bool give_back = false;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (stopping) {
+        give_back = true;
+      } else {
+        Running r;
+        r.ctx = std::make_shared<RunningContext>(this, info);
+        r.heartbeat_every = info.heartbeat_interval
+                                ? std::chrono::duration_cast<std::chrono::milliseconds>(*info.heartbeat_interval) / 3
+                                : opts.cancel_check_interval;
+        if (r.heartbeat_every < std::chrono::milliseconds(100)) r.heartbeat_every = std::chrono::milliseconds(100);
+        r.next_heartbeat = Clock::now() + r.heartbeat_every;
+        running[info.task_token] = std::move(r);
+        queue.push_back(info.task_token);
+        ++stats.tasks_started;
+      }
+    }
+    if (give_back) {
+      Release(info.task_token);
+      return;
+    }
+    cv.notify_all();
+  }
+
+  void Release(const std::string& token) {
+    v1::WorkerMessage m;
+    m.mutable_release()->set_task_token(token);
+    Send(m, true, [this](const v1::WorkerAck&) {
+      std::lock_guard<std::mutex> g(mu);
+      ++stats.tasks_released;
+    });
+  }
+
+  void Finish(const std::string& token, const Result& r) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      auto it = running.find(token);
+      if (it == running.end()) return;
+      const bool abandoned = it->second.abandoned;
+      running.erase(it);
+      cv.notify_all();
+      if (abandoned) return;  // given back already
+    }
+    v1::WorkerMessage m;
+    const bool ok = r.ok();
+    if (ok) {
+      m.mutable_complete()->set_task_token(token);
+      m.mutable_complete()->set_output(r.output().empty() ? "null" : r.output());
+    } else {
+      m.mutable_fail()->set_task_token(token);
+      m.mutable_fail()->set_error(r.error().error);
+      m.mutable_fail()->set_cause(r.error().cause);
+    }
+    Send(m, true, [this, ok](const v1::WorkerAck& a) {
+      std::lock_guard<std::mutex> g(mu);
+      if (a.code() == 0) {
+        ++(ok ? stats.tasks_succeeded : stats.tasks_failed);
+      } else {
+        ++stats.results_refused;
+      }
+    });
+    GrantCredit();
+  }
+
+  void HandlerLoop() {
+    while (true) {
+      std::string token;
+      std::shared_ptr<RunningContext> ctx;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return closing || !queue.empty(); });
+        if (queue.empty()) return;
+        token = queue.front();
+        queue.pop_front();
+        auto it = running.find(token);
+        if (it == running.end() || it->second.abandoned) continue;
+        ctx = it->second.ctx;
+      }
+      Result result = TaskError{"Saga.WorkerError", "no handler"};
+      auto h = handlers.find(ctx->info().activity);
+      if (h == handlers.end()) {
+        result = TaskError{"Saga.NoHandler",
+                           "worker has no handler for activity '" + ctx->info().activity + "'"};
+      } else {
+        try {
+          result = h->second(*ctx);
+        } catch (const std::exception& e) {
+          result = TaskError{"Saga.HandlerException", e.what()};
+        } catch (...) {
+          result = TaskError{"Saga.HandlerException", "unknown exception"};
+        }
+      }
+      Finish(token, result);
+    }
+  }
+
+  bool SendHeartbeat(const std::shared_ptr<RunningContext>& ctx) {
+    v1::WorkerMessage m;
+    m.mutable_heartbeat()->set_task_token(ctx->info().task_token);
+    std::weak_ptr<RunningContext> weak = ctx;
+    uint64_t id = Send(m, false, [weak](const v1::WorkerAck& a) {
+      if (auto c = weak.lock(); c && (a.cancelled() || a.code() == kFailedPrecondition ||
+                                      a.code() == kNotFound)) {
+        c->Cancel();
+      }
+    });
+    return id != 0;
+  }
+
+  void TickerLoop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!closing) {
+      const auto now = Clock::now();
+      auto next = now + std::chrono::seconds(1);
+      std::vector<std::shared_ptr<RunningContext>> beat;
+      for (auto& [token, r] : running) {
+        if (r.abandoned) continue;
+        if (r.next_heartbeat <= now) {
+          beat.push_back(r.ctx);
+          r.next_heartbeat = now + r.heartbeat_every;
+        }
+        next = std::min(next, r.next_heartbeat);
+      }
+      std::vector<v1::WorkerMessage> resend;
+      for (auto& [id, p] : outbox) {
+        if (!p.resend_at) continue;
+        if (*p.resend_at <= now) {
+          p.resend_at.reset();
+          resend.push_back(p.msg);
+        } else {
+          next = std::min(next, *p.resend_at);
+        }
+      }
+      if (!beat.empty() || !resend.empty()) {
+        lock.unlock();
+        for (auto& c : beat) SendHeartbeat(c);
+        for (auto& m : resend) WriteNow(m);
+        lock.lock();
+        continue;
+      }
+      cv.wait_until(lock, next);
+    }
+  }
+
+  void ConnectionLoop() {
+    auto backoff = opts.reconnect_min;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        if (closing) return;
+      }
+      auto ctx = std::make_shared<grpc::ClientContext>();
+      auto stub = v1::SagaCoordinator::NewStub(channel);
+      std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> s(
+          stub->WorkerStream(ctx.get()));
+      {
+        std::lock_guard<std::mutex> g(mu);
+        if (closing) return;
+        call_ctx = ctx;
+      }
+      v1::WorkerMessage reg;
+      reg.mutable_register_()->set_identity(opts.identity);
+      for (const auto& [a, h] : handlers) reg.mutable_register_()->add_activities(a);
+      reg.mutable_register_()->set_max_concurrency(opts.concurrency);
+      {
+        std::lock_guard<std::mutex> g(mu);
+        int busy = static_cast<int>(running.size());
+        reg.mutable_register_()->set_initial_credits(stopping ? 0 : std::max(0, opts.concurrency - busy));
+      }
+      v1::CoordinatorMessage in;
+      bool registered = s->Write(reg) && s->Read(&in) && in.has_registered();
+      if (registered) {
+        std::vector<v1::WorkerMessage> unacked;
+        {
+          std::lock_guard<std::mutex> g(mu);
+          stream = s;
+          connected = true;
+          ++generation;
+          ++stats.connections;
+          for (auto& [id, p] : outbox) unacked.push_back(p.msg);
+        }
+        cv.notify_all();
+        backoff = opts.reconnect_min;
+        for (const auto& m : unacked) WriteNow(m);
+        while (s->Read(&in)) {
+          if (in.has_task()) {
+            OnTask(in.task());
+          } else if (in.has_ack()) {
+            OnAck(in.ack());
+          }
+        }
+      }
+      grpc::Status st = s->Finish();
+      if (!registered && st.error_code() != grpc::StatusCode::UNAVAILABLE &&
+          st.error_code() != grpc::StatusCode::CANCELLED) {
+        // A refused registration (e.g. a bad activity name) will not fix
+        // itself; say why, then keep trying at the slowest pace.
+        fprintf(stderr, "saga worker %s: registration refused: %s\n", opts.identity.c_str(),
+                st.error_message().c_str());
+        backoff = opts.reconnect_max;
+      }
+      {
+        std::lock_guard<std::mutex> g(mu);
+        connected = false;
+        stream.reset();
+        call_ctx.reset();
+        // Heartbeats of the broken connection will never be answered.
+        for (auto it = outbox.begin(); it != outbox.end();) {
+          it = it->second.durable ? std::next(it) : outbox.erase(it);
+        }
+        if (closing) return;
+      }
+      cv.notify_all();
+      // Jittered exponential backoff: uniform in [backoff/2, backoff].
+      std::chrono::milliseconds wait;
+      {
+        std::lock_guard<std::mutex> g(mu);
+        std::uniform_int_distribution<int64_t> d(backoff.count() / 2, backoff.count());
+        wait = std::chrono::milliseconds(d(rng));
+      }
+      backoff = std::min(opts.reconnect_max, backoff * 2);
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_for(lock, wait, [&] { return closing; });
+    }
+  }
+};
+
+bool RunningContext::Heartbeat() {
+  if (Cancelled()) return false;
+  return w_->SendHeartbeat(shared_from_this()) && !Cancelled();
+}
+
+Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->opts = std::move(options);
+  if (impl_->opts.identity.empty()) impl_->opts.identity = DefaultIdentity();
+  impl_->opts.concurrency = std::clamp(impl_->opts.concurrency, 1, 1000);
+}
+
+Worker::~Worker() { Shutdown(std::chrono::milliseconds(0)); }
+
+void Worker::Register(const std::string& activity, Handler handler) {
+  impl_->handlers[activity] = std::move(handler);
+}
+
+void Worker::Start() {
+  Impl& w = *impl_;
+  {
+    std::lock_guard<std::mutex> g(w.mu);
+    if (w.started) return;
+    w.started = true;
+  }
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(w.opts.reconnect_min.count()));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(w.opts.reconnect_max.count()));
+  w.channel = grpc::CreateCustomChannel(
+      w.opts.address, w.opts.credentials ? w.opts.credentials : grpc::InsecureChannelCredentials(),
+      args);
+  for (int i = 0; i < w.opts.concurrency; ++i) w.handler_threads.emplace_back([&w] { w.HandlerLoop(); });
+  w.ticker_thread = std::thread([&w] { w.TickerLoop(); });
+  w.conn_thread = std::thread([&w] { w.ConnectionLoop(); });
+}
+
+void Worker::Run() {
+  Start();
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv.wait(lock, [&] { return impl_->shut; });
+}
+
+void Worker::Shutdown(std::chrono::milliseconds grace) {
+  Impl& w = *impl_;
+  {
+    std::unique_lock<std::mutex> lock(w.mu);
+    if (!w.started || w.stopping) {
+      if (!w.started) w.closing = true;
+      return;
+    }
+    w.stopping = true;
+    // Running handlers finish within the grace period...
+    w.cv.wait_for(lock, grace, [&] { return w.running.empty(); });
+  }
+  // ...the others are given back and told to stop.
+  std::vector<std::string> give_back;
+  {
+    std::lock_guard<std::mutex> g(w.mu);
+    for (auto& [token, r] : w.running) {
+      if (r.abandoned) continue;
+      r.abandoned = true;
+      r.ctx->Cancel();
+      give_back.push_back(token);
+    }
+  }
+  for (const auto& t : give_back) w.Release(t);
+  {
+    // Results and give-backs reach the coordinator if it is reachable.
+    std::unique_lock<std::mutex> lock(w.mu);
+    w.cv.wait_for(lock, std::chrono::seconds(2), [&] {
+      if (!w.connected) return true;
+      for (const auto& [id, p] : w.outbox) {
+        if (p.durable) return false;
+      }
+      return true;
+    });
+    w.closing = true;
+    if (w.call_ctx) w.call_ctx->TryCancel();
+  }
+  w.cv.notify_all();
+  if (w.conn_thread.joinable()) w.conn_thread.join();
+  if (w.ticker_thread.joinable()) w.ticker_thread.join();
+  for (auto& t : w.handler_threads) {
+    if (t.joinable()) t.join();
+  }
+  {
+    std::lock_guard<std::mutex> g(w.mu);
+    w.shut = true;
+  }
+  w.cv.notify_all();
+}
+
+bool Worker::connected() const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->connected;
+}
+
+bool Worker::WaitConnected(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, timeout, [&] { return impl_->connected; });
+}
+
+WorkerStats Worker::stats() const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->stats;
+}
+
+}  // namespace saga::worker
