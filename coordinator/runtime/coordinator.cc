@@ -644,6 +644,7 @@ absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::strin
       if (stopping_) return ActivityTask{};
       seq = seq_sum();
     }
+    if (cancelled && cancelled()) return ActivityTask{};  // e.g. a worker stream that ended
     bool contended = false;
     for (size_t k = 0; k < activities.size(); ++k) {
       const std::string& activity = activities[(first + k) % activities.size()];

@@ -1,0 +1,522 @@
+// Workers end to end: the C++ worker SDK over the WorkerStream protocol
+// against real saga-coordinator processes on a real PostgreSQL: push
+// dispatch, credits, task fields, Retry/Catch on handler errors, a worker
+// killed mid-task, two workers racing, a coordinator restarted under a
+// connected worker, late completions refused, cancellation through
+// heartbeats, callback (.waitForTaskToken) tokens, graceful give-back.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <regex>
+#include <set>
+
+#include "coordinator/common/json.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "saga/worker/worker.h"
+#include "tests/integration/pg_test.h"
+
+namespace saga::itest {
+namespace {
+
+namespace sw = ::saga::worker;
+
+// A saga-test-worker process with its stdout collected line by line.
+class WorkerProcess {
+ public:
+  WorkerProcess(const std::string& address, const std::string& activity,
+                const std::string& identity, const std::string& mode) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+      execl(SAGA_TEST_WORKER_BIN, SAGA_TEST_WORKER_BIN, "--address", address.c_str(), "--activity",
+            activity.c_str(), "--identity", identity.c_str(), "--mode", mode.c_str(), nullptr);
+      _exit(127);
+    }
+    close(fds[1]);
+    reader_ = std::thread([this, fd = fds[0]] {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        std::lock_guard<std::mutex> g(mu_);
+        out_.append(buf, static_cast<size_t>(n));
+        cv_.notify_all();
+      }
+      close(fd);
+      std::lock_guard<std::mutex> g(mu_);
+      eof_ = true;
+      cv_.notify_all();
+    });
+  }
+  ~WorkerProcess() {
+    Kill9();
+    if (reader_.joinable()) reader_.join();
+  }
+  // Waits for a line starting with `prefix`; the line.
+  std::string WaitLine(const std::string& prefix, milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::string found;
+    cv_.wait_for(lock, timeout, [&] {
+      size_t pos = 0;
+      while (pos < out_.size()) {
+        size_t end = out_.find('\n', pos);
+        if (end == std::string::npos) break;
+        if (out_.compare(pos, prefix.size(), prefix) == 0) {
+          found = out_.substr(pos, end - pos);
+          return true;
+        }
+        pos = end + 1;
+      }
+      return eof_;
+    });
+    return found;
+  }
+  void Kill9() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string out_;
+  bool eof_ = false;
+};
+
+sw::WorkerOptions Options(const std::string& address, const std::string& identity,
+                          int concurrency = 4) {
+  sw::WorkerOptions o;
+  o.address = address;
+  o.identity = identity;
+  o.concurrency = concurrency;
+  o.cancel_check_interval = milliseconds(200);
+  o.reconnect_min = milliseconds(50);
+  o.reconnect_max = milliseconds(500);
+  return o;
+}
+
+std::string OneTask(const std::string& resource, const std::string& extra = "") {
+  return R"({"StartAt":"Work","States":{"Work":{"Type":"Task","Resource":")" + resource + "\"" +
+         extra + R"(,"End":true}}})";
+}
+
+class Workers : public PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    coordinator_ = Start();
+    ASSERT_NE(coordinator_, nullptr);
+    stub_ = coordinator_->NewStub();
+  }
+  std::string Run(const std::string& sm, const std::string& input) {
+    std::string arn;
+    EXPECT_TRUE(IsOk(StartExecution(stub_.get(), sm, "", input, &arn)));
+    return arn;
+  }
+  std::unique_ptr<CoordinatorProcess> coordinator_;
+  std::unique_ptr<Stub> stub_;
+};
+
+TEST_F(Workers, PushedTasksCarryTheStepAndResultsCompleteIt) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Double",
+                                      OneTask("w.double", R"(,"TimeoutSeconds":30,"HeartbeatSeconds":10)"))));
+  std::mutex mu;
+  std::vector<sw::TaskInfo> seen;
+  sw::Worker w(Options(coordinator_->address(), "doubler"));
+  w.Register("w.double", [&](sw::TaskContext& ctx) -> sw::Result {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      seen.push_back(ctx.info());
+    }
+    json::Value in = ParseJson(ctx.input());
+    return "{\"doubled\":" + std::to_string(2 * in.Find("x")->as_int()) + "}";
+  });
+  w.Start();
+  ASSERT_TRUE(w.WaitConnected(seconds(10)));
+  std::vector<std::string> arns;
+  for (int i = 0; i < 20; ++i) arns.push_back(Run("Double", "{\"x\":" + std::to_string(i) + "}"));
+  for (int i = 0; i < 20; ++i) {
+    pb::Execution e = WaitFinished(stub_.get(), arns[i], seconds(20));
+    ASSERT_EQ(e.status(), pb::SUCCEEDED) << e.error() << " " << e.cause();
+    EXPECT_EQ(ParseJson(e.output()), ParseJson("{\"doubled\":" + std::to_string(2 * i) + "}"));
+    auto h = History(stub_.get(), arns[i]);
+    ASSERT_TRUE(h.ok());
+    const pb::HistoryEvent* started = FindEvent(*h, "ActivityStarted", "Work");
+    ASSERT_NE(started, nullptr);
+    EXPECT_EQ(ParseJson(started->details()).Find("workerName")->as_string(), "doubler");
+  }
+  std::lock_guard<std::mutex> g(mu);
+  ASSERT_EQ(seen.size(), 20u);
+  std::set<std::string> keys;
+  const std::regex key("^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/[0-9]+$");
+  const std::regex trace("^00-[0-9a-f]{32}-[0-9a-f]{16}-01$");
+  for (const auto& t : seen) {
+    EXPECT_TRUE(std::regex_match(t.idempotency_key, key)) << t.idempotency_key;
+    EXPECT_TRUE(std::regex_match(t.traceparent, trace)) << t.traceparent;
+    // The trace id is the execution's uuid.
+    std::string uuid = t.idempotency_key.substr(0, 36);
+    uuid.erase(std::remove(uuid.begin(), uuid.end(), '-'), uuid.end());
+    EXPECT_EQ(t.traceparent.substr(3, 32), uuid);
+    EXPECT_EQ(t.attempt, 0);
+    EXPECT_EQ(t.activity, "w.double");
+    EXPECT_EQ(t.state_name, "Work");
+    ASSERT_TRUE(t.deadline.has_value());
+    auto left = *t.deadline - std::chrono::system_clock::now();
+    EXPECT_GT(left, seconds(5));
+    EXPECT_LE(left, seconds(31));
+    ASSERT_TRUE(t.heartbeat_interval.has_value());
+    EXPECT_EQ(*t.heartbeat_interval, seconds(10));
+    EXPECT_FALSE(t.callback);
+    EXPECT_FALSE(t.compensation);
+    keys.insert(t.idempotency_key);
+  }
+  EXPECT_EQ(keys.size(), 20u);
+  EXPECT_EQ(w.stats().tasks_succeeded, 20u);
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Flaky", R"({"StartAt":"Work","States":{
+    "Work":{"Type":"Task","Resource":"w.flaky","Next":"Done",
+      "Retry":[{"ErrorEquals":["Flaky.Busy"],"IntervalSeconds":1,"MaxAttempts":2,"BackoffRate":1}],
+      "Catch":[{"ErrorEquals":["Flaky.Broken"],"ResultPath":"$.error","Next":"Caught"}]},
+    "Done":{"Type":"Succeed"},
+    "Caught":{"Type":"Pass","Result":"caught","ResultPath":"$.handled","End":true}}})")));
+  sw::Worker w(Options(coordinator_->address(), "flaky"));
+  w.Register("w.flaky", [&](sw::TaskContext& ctx) -> sw::Result {
+    json::Value in = ParseJson(ctx.input());
+    if (in.Find("broken")) return sw::TaskError{"Flaky.Broken", "always broken"};
+    if (ctx.attempt() == 0) return sw::TaskError{"Flaky.Busy", "try again"};
+    return "{\"attempt\":" + std::to_string(ctx.attempt()) + "}";
+  });
+  w.Start();
+  std::string retried = Run("Flaky", "{}");
+  std::string caught = Run("Flaky", R"({"broken":true})");
+  pb::Execution a = WaitFinished(stub_.get(), retried, seconds(20));
+  ASSERT_EQ(a.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(a.output()), ParseJson(R"({"attempt":1})"));
+  pb::Execution b = WaitFinished(stub_.get(), caught, seconds(20));
+  ASSERT_EQ(b.status(), pb::SUCCEEDED);
+  json::Value out = ParseJson(b.output());
+  EXPECT_EQ(out.Find("handled")->as_string(), "caught");
+  EXPECT_EQ(out.Find("error")->Find("Error")->as_string(), "Flaky.Broken");
+  EXPECT_EQ(out.Find("error")->Find("Cause")->as_string(), "always broken");
+  auto h = History(stub_.get(), retried);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ActivityFailed"), 1);
+  EXPECT_EQ(CountEvents(*h, "ActivityStarted"), 2);
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, CreditsBoundTheTasksAWorkerHolds) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Slow", OneTask("w.slow"))));
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0, max_running = 0, released = 0;
+  sw::Worker w(Options(coordinator_->address(), "slow", /*concurrency=*/2));
+  w.Register("w.slow", [&](sw::TaskContext&) -> sw::Result {
+    std::unique_lock<std::mutex> lock(mu);
+    ++running;
+    max_running = std::max(max_running, running);
+    cv.notify_all();
+    cv.wait(lock, [&] { return released > 0; });  // the test lets one finish at a time
+    --released;
+    --running;
+    return "{}";
+  });
+  w.Start();
+  std::vector<std::string> arns;
+  for (int i = 0; i < 6; ++i) arns.push_back(Run("Slow", "{}"));
+  for (int i = 0; i < 6; ++i) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      // At least one handler is waiting for us; release it.
+      ASSERT_TRUE(cv.wait_for(lock, seconds(10), [&] { return running > 0; }));
+      ++released;
+    }
+    cv.notify_all();
+  }
+  for (const auto& arn : arns) EXPECT_EQ(WaitFinished(stub_.get(), arn, seconds(20)).status(), pb::SUCCEEDED);
+  std::lock_guard<std::mutex> g(mu);
+  EXPECT_EQ(max_running, 2);  // never more than the credits, and the window was used
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, WorkerKilledMidTaskIsRedeliveredAfterItsHeartbeatTimeout) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Beat", OneTask("w.beat", R"(,"HeartbeatSeconds":1,
+    "Retry":[{"ErrorEquals":["States.Timeout"],"IntervalSeconds":1,"MaxAttempts":3}])"))));
+  WorkerProcess doomed(coordinator_->address(), "w.beat", "doomed", "hang");
+  std::string arn = Run("Beat", R"({"n":1})");
+  std::string line = doomed.WaitLine("START ", seconds(10));
+  ASSERT_FALSE(line.empty());
+  EXPECT_THAT(line, ::testing::EndsWith(" 0"));
+  doomed.Kill9();
+  WorkerProcess rescuer(coordinator_->address(), "w.beat", "rescuer", "echo");
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(20));
+  ASSERT_EQ(e.status(), pb::SUCCEEDED) << e.error() << " " << e.cause();
+  EXPECT_EQ(ParseJson(e.output()), ParseJson(R"({"echo":{"n":1},"worker":"rescuer"})"));
+  EXPECT_THAT(rescuer.WaitLine("START ", seconds(1)), ::testing::EndsWith(" 1"));  // attempt 1
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ActivityTimedOut"), 1);
+  EXPECT_EQ(ParseJson(FindEvent(*h, "ActivityStarted", "", 0)->details()).Find("workerName")->as_string(), "doomed");
+  EXPECT_EQ(ParseJson(FindEvent(*h, "ActivityStarted", "", 1)->details()).Find("workerName")->as_string(), "rescuer");
+}
+
+TEST_F(Workers, TaskWithoutTimeoutsIsGivenBackWhenItsWorkerDies) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "NoTimeout", OneTask("w.plain"))));
+  WorkerProcess doomed(coordinator_->address(), "w.plain", "doomed", "hang");
+  std::string arn = Run("NoTimeout", "{}");
+  std::string first = doomed.WaitLine("START ", seconds(10));
+  ASSERT_FALSE(first.empty());
+  doomed.Kill9();
+  WorkerProcess rescuer(coordinator_->address(), "w.plain", "rescuer", "echo");
+  ASSERT_EQ(WaitFinished(stub_.get(), arn, seconds(20)).status(), pb::SUCCEEDED);
+  // Redelivered as the same attempt with the same idempotency key.
+  EXPECT_EQ(rescuer.WaitLine("START ", seconds(1)), first);
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ActivityStarted"), 2);
+  EXPECT_EQ(CountEvents(*h, "ActivityScheduled"), 1);
+}
+
+TEST_F(Workers, TwoWorkersRacingRunEachTaskOnce) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Race", OneTask("w.race"))));
+  std::mutex mu;
+  std::map<std::string, int> runs;
+  std::map<std::string, int> per_worker;
+  auto handler = [&](const std::string& who) {
+    return [&, who](sw::TaskContext& ctx) -> sw::Result {
+      std::lock_guard<std::mutex> g(mu);
+      ++runs[ctx.idempotency_key()];
+      ++per_worker[who];
+      return "{}";
+    };
+  };
+  sw::Worker a(Options(coordinator_->address(), "a", 4)), b(Options(coordinator_->address(), "b", 4));
+  a.Register("w.race", handler("a"));
+  b.Register("w.race", handler("b"));
+  a.Start();
+  b.Start();
+  ASSERT_TRUE(a.WaitConnected(seconds(10)) && b.WaitConnected(seconds(10)));
+  std::vector<std::string> arns;
+  for (int i = 0; i < 60; ++i) arns.push_back(Run("Race", "{}"));
+  for (const auto& arn : arns) ASSERT_EQ(WaitFinished(stub_.get(), arn, seconds(30)).status(), pb::SUCCEEDED);
+  std::lock_guard<std::mutex> g(mu);
+  EXPECT_EQ(runs.size(), 60u);
+  for (const auto& [key, n] : runs) EXPECT_EQ(n, 1) << key;
+  EXPECT_EQ(per_worker["a"] + per_worker["b"], 60);
+  a.Shutdown(seconds(1));
+  b.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, WorkerReconnectsWhenTheCoordinatorRestarts) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Echo", OneTask("w.echo"))));
+  sw::Worker w(Options(coordinator_->address(), "steady"));
+  w.Register("w.echo", [](sw::TaskContext& ctx) -> sw::Result { return ctx.input(); });
+  w.Start();
+  ASSERT_TRUE(w.WaitConnected(seconds(10)));
+  EXPECT_EQ(WaitFinished(stub_.get(), Run("Echo", "[1]"), seconds(20)).status(), pb::SUCCEEDED);
+  const std::string address = coordinator_->address();
+  coordinator_->Kill9();
+  ASSERT_TRUE(WaitUntil([&] { return !w.connected(); }, seconds(10)));
+  CoordinatorOptions same_port;
+  same_port.listen = address;
+  coordinator_ = Start(same_port, "restarted");
+  ASSERT_NE(coordinator_, nullptr);
+  stub_ = coordinator_->NewStub();
+  ASSERT_TRUE(w.WaitConnected(seconds(10)));
+  pb::Execution e = WaitFinished(stub_.get(), Run("Echo", "[2]"), seconds(20));
+  EXPECT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()), ParseJson("[2]"));
+  EXPECT_GE(w.stats().connections, 2u);
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, LateCompletionIsRefusedAndTheHandlerSeesCancellation) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Late", OneTask("w.late", R"(,"TimeoutSeconds":1,
+    "Retry":[{"ErrorEquals":["States.Timeout"],"IntervalSeconds":1,"MaxAttempts":1}])"))));
+  std::atomic<bool> saw_cancel{false};
+  sw::Worker w(Options(coordinator_->address(), "late"));
+  w.Register("w.late", [&](sw::TaskContext& ctx) -> sw::Result {
+    if (ctx.attempt() == 0) {
+      // Outlive the timeout: the heartbeat reply says the task was cancelled.
+      if (WaitUntil([&] { return ctx.Cancelled(); }, seconds(15))) saw_cancel = true;
+      return R"({"from":"late attempt"})";
+    }
+    return R"({"from":"retry"})";
+  });
+  w.Start();
+  std::string arn = Run("Late", "{}");
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(20));
+  ASSERT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()), ParseJson(R"({"from":"retry"})"));
+  EXPECT_TRUE(WaitUntil([&] { return w.stats().results_refused == 1; }, seconds(10)));
+  EXPECT_TRUE(saw_cancel.load());
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ActivitySucceeded"), 1);
+  EXPECT_EQ(CountEvents(*h, "ActivityTimedOut"), 1);
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, StopExecutionCancelsTheRunningHandler) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Stoppable", OneTask("w.stoppable"))));
+  std::atomic<bool> started{false}, cancelled{false};
+  sw::Worker w(Options(coordinator_->address(), "stoppable"));
+  w.Register("w.stoppable", [&](sw::TaskContext& ctx) -> sw::Result {
+    started = true;
+    cancelled = WaitUntil([&] { return ctx.Cancelled(); }, seconds(15));
+    return "{}";
+  });
+  w.Start();
+  std::string arn = Run("Stoppable", "{}");
+  ASSERT_TRUE(WaitUntil([&] { return started.load(); }, seconds(10)));
+  grpc::ClientContext ctx;
+  pb::StopExecutionRequest req;
+  req.set_execution_arn(arn);
+  pb::StopExecutionResponse resp;
+  ASSERT_TRUE(IsOk(stub_->StopExecution(&ctx, req, &resp)));
+  EXPECT_TRUE(WaitUntil([&] { return cancelled.load(); }, seconds(10)));
+  EXPECT_EQ(WaitFinished(stub_.get(), arn, seconds(5)).status(), pb::ABORTED);
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, CallbackTaskWaitsForItsTokenWhichWorksOnce) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Approval", R"({"StartAt":"Ask","States":{
+    "Ask":{"Type":"Task","Resource":"w.approval.waitForTaskToken",
+           "Parameters":{"token.$":"$$.Task.Token","order.$":"$.order"},"End":true}}})")));
+  std::mutex mu;
+  std::string token_in_input, token_of_task;
+  bool flagged = false;
+  sw::Worker w(Options(coordinator_->address(), "mailer"));
+  w.Register("w.approval", [&](sw::TaskContext& ctx) -> sw::Result {
+    std::lock_guard<std::mutex> g(mu);
+    token_in_input = ParseJson(ctx.input()).Find("token")->as_string();
+    token_of_task = ctx.info().task_token;
+    flagged = ctx.info().callback;
+    return R"({"mail":"sent"})";  // only acknowledges the dispatch
+  });
+  w.Start();
+  std::string arn = Run("Approval", R"({"order":7})");
+  ASSERT_TRUE(WaitUntil([&] { return w.stats().tasks_succeeded == 1; }, seconds(10)));
+  {
+    std::lock_guard<std::mutex> g(mu);
+    EXPECT_TRUE(flagged);
+    EXPECT_EQ(token_in_input, token_of_task);
+  }
+  // The worker's answer did not complete the state.
+  pb::Execution mid;
+  ASSERT_TRUE(IsOk(Describe(stub_.get(), arn, &mid)));
+  EXPECT_EQ(mid.status(), pb::RUNNING);
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ActivitySucceeded"), 0);
+
+  auto send = [&](const std::string& output) {
+    grpc::ClientContext ctx;
+    pb::SendTaskSuccessRequest req;
+    req.set_task_token(token_in_input);
+    req.set_output(output);
+    pb::SendTaskSuccessResponse resp;
+    return stub_->SendTaskSuccess(&ctx, req, &resp);
+  };
+  ASSERT_TRUE(IsOk(send(R"({"approved":true})")));
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(10));
+  ASSERT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()), ParseJson(R"({"approved":true})"));
+  grpc::Status again = send(R"({"approved":false})");
+  EXPECT_TRUE(again.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+              again.error_code() == grpc::StatusCode::NOT_FOUND)
+      << again.error_code() << " " << again.error_message();
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, ShutdownGivesUnfinishedTasksBack) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Handover", OneTask("w.handover"))));
+  std::mutex mu;
+  std::vector<std::pair<std::string, int64_t>> first, second;
+  auto w1 = std::make_unique<sw::Worker>(Options(coordinator_->address(), "leaving"));
+  w1->Register("w.handover", [&](sw::TaskContext& ctx) -> sw::Result {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      first.emplace_back(ctx.idempotency_key(), ctx.attempt());
+    }
+    WaitUntil([&] { return ctx.Cancelled(); }, seconds(15));  // never finishes by itself
+    return "{}";
+  });
+  w1->Start();
+  std::string arn = Run("Handover", "{}");
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> g(mu);
+    return !first.empty();
+  }, seconds(10)));
+  w1->Shutdown(milliseconds(100));
+  EXPECT_EQ(w1->stats().tasks_released, 1u);
+  sw::Worker w2(Options(coordinator_->address(), "arriving"));
+  w2.Register("w.handover", [&](sw::TaskContext& ctx) -> sw::Result {
+    std::lock_guard<std::mutex> g(mu);
+    second.emplace_back(ctx.idempotency_key(), ctx.attempt());
+    return R"({"done":true})";
+  });
+  w2.Start();
+  ASSERT_EQ(WaitFinished(stub_.get(), arn, seconds(10)).status(), pb::SUCCEEDED);
+  std::lock_guard<std::mutex> g(mu);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0], first[0]);  // same attempt, same idempotency key
+  w2.Shutdown(seconds(1));
+}
+
+TEST_F(Workers, BadRegistrationIsRefusedNamingTheField) {
+  auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::SagaCoordinator::NewStub(channel);
+  auto attempt = [&](const pb::RegisterWorker& r) {
+    grpc::ClientContext ctx;
+    auto s = stub->WorkerStream(&ctx);
+    pb::WorkerMessage m;
+    *m.mutable_register_() = r;
+    s->Write(m);
+    s->WritesDone();
+    pb::CoordinatorMessage in;
+    while (s->Read(&in)) {
+    }
+    return s->Finish();
+  };
+  pb::RegisterWorker r;
+  r.set_identity("x");
+  r.set_max_concurrency(1);
+  EXPECT_TRUE(HasCode(attempt(r), grpc::StatusCode::INVALID_ARGUMENT, "register.activities"));
+  r.add_activities("a.waitForTaskToken");
+  EXPECT_TRUE(HasCode(attempt(r), grpc::StatusCode::INVALID_ARGUMENT, "register.activities[0]"));
+  r.set_activities(0, "a");
+  r.set_max_concurrency(0);
+  EXPECT_TRUE(HasCode(attempt(r), grpc::StatusCode::INVALID_ARGUMENT, "register.max_concurrency"));
+  r.set_max_concurrency(1);
+  r.set_identity("");
+  EXPECT_TRUE(HasCode(attempt(r), grpc::StatusCode::INVALID_ARGUMENT, "register.identity"));
+  // A first message that is not a registration.
+  grpc::ClientContext ctx;
+  auto s = stub->WorkerStream(&ctx);
+  pb::WorkerMessage m;
+  m.mutable_credit()->set_tasks(1);
+  s->Write(m);
+  s->WritesDone();
+  pb::CoordinatorMessage in;
+  while (s->Read(&in)) {
+  }
+  EXPECT_TRUE(HasCode(s->Finish(), grpc::StatusCode::INVALID_ARGUMENT, "register"));
+}
+
+}  // namespace
+}  // namespace saga::itest
