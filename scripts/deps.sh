@@ -7,6 +7,7 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpqxx-dev postgresql
+  python3-grpcio python3-protobuf
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -169,6 +169,11 @@ grpc::Status SagaService::GetActivityTask(grpc::ServerContext* ctx,
   auto r = c_->GetActivityTask(req->activity(), req->worker_name(), req->wait_seconds() * 1000,
                                [ctx] { return ctx->IsCancelled(); });
   if (!r.ok()) return ToGrpc(r.status());
+  if (!r->task_token.empty() && ctx->IsCancelled()) {
+    // The caller is gone: give the task back rather than leave it started.
+    (void)c_->ReleaseTask(r->task_token, req->worker_name());
+    return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled");
+  }
   resp->set_task_token(r->task_token);
   resp->set_input(r->input);
   resp->set_execution_arn(r->execution_arn);
@@ -270,6 +275,7 @@ grpc::Status SagaService::WorkerStream(
     v1::CoordinatorMessage m;
     m.mutable_registered()->set_worker_id(
         saga::StrCat(reg.identity, "#", next_id.fetch_add(1)));
+    m.mutable_registered()->set_coordinator(c_->instance());
     if (!write(m)) return grpc::Status::OK;
   }
   std::thread dispatcher([&] { session.Run(); });
@@ -306,9 +312,13 @@ grpc::Status SagaService::WorkerStream(
         a->set_request_id(msg.release().request_id());
         s = session.Release(msg.release().task_token());
         break;
+      case v1::WorkerMessage::kRegister:
+        result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "register: may only be sent once, first");
+        goto done;
       default:
         result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "message: register may only be sent once, first");
+                              "message: empty or unknown worker message");
         goto done;
     }
     a->set_code(static_cast<int32_t>(s.code()));

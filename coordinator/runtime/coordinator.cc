@@ -93,7 +93,10 @@ std::string Coordinator::StateMachineArn(const std::string& name) {
 }
 
 Coordinator::Coordinator(storage::PgStore* store, CoordinatorOptions options)
-    : store_(store), options_(std::move(options)), tokens_(options_.token_secret) {}
+    : store_(store),
+      options_(std::move(options)),
+      tokens_(options_.token_secret),
+      instance_(NewUuid().substr(24)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
@@ -101,6 +104,9 @@ void Coordinator::Start() {
   if (!options_.run_background) return;
   timer_thread_ = std::thread([this] { TimerLoop(); });
   listen_thread_ = std::thread([this] { ListenLoop(); });
+  notify_thread_ = std::thread([this] { NotifyLoop(); });
+  // Work a coordinator that died left un-NOTIFYed: everybody rescans.
+  NotifyOthers({"*"}, true);
 }
 
 void Coordinator::Shutdown() {
@@ -112,8 +118,13 @@ void Coordinator::Shutdown() {
     }
   }
   wake_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> g(notify_mu_);
+  }
+  notify_cv_.notify_all();
   if (timer_thread_.joinable()) timer_thread_.join();
   if (listen_thread_.joinable()) listen_thread_.join();
+  if (notify_thread_.joinable()) notify_thread_.join();
 }
 
 bool Coordinator::stopping() {
@@ -315,6 +326,13 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
     int64_t new_version = 0;
     std::vector<std::string> woken;
     bool timers = false;
+    std::vector<HandOff> handoffs;
+    storage::Writes writes;
+    struct CancelOnFailure {
+      Coordinator* self;
+      std::vector<HandOff>& h;
+      ~CancelOnFailure() { self->CancelHandOffs(h); }  // empty after delivery
+    } cancel_on_failure{this, handoffs};
     last = store_->Transition(
         execution_id,
         [&](const ExecutionRecord& row, storage::TransitionTxn& txn) -> absl::StatusOr<storage::Writes> {
@@ -336,7 +354,10 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
               PutState(execution_id, row.version, *std::move(st));  // refused: unchanged
               return d.status();
             }
+            CancelHandOffs(handoffs);  // from an earlier try of this transition
+            handoffs = ReserveHandOffs(execution_id, st->get(), &*d, now);
             w = ToWrites(execution_id, **st, tasks_before, timers_before, **st, *d, now);
+            ApplyHandOffs(handoffs, now, &w);
           } else {
             w.status = row.status;
             w.stop_us = row.stop_us;
@@ -347,15 +368,19 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
           if (extra) extra(**st, &w);
           woken = w.notify_activities;
           timers = storage::ArmsWakeup(w);
+          MarkTimerNotify(&w, now);
           new_version = row.version + 1;
           done = *std::move(st);
+          writes = w;
           return w;
         },
         skip_locked);
     if (last.ok()) {
+      DeliverHandOffs(handoffs, *done, writes);
       PutState(execution_id, new_version, std::move(done));
       for (const auto& a : woken) WakeActivity(a);
       if (timers) WakeTimers();
+      NotifyOthers(woken, false);
       return last;
     }
     if (!Retryable(last)) return last;
@@ -404,7 +429,15 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
   start.info.role_arn = "arn:saga:iam:::role/saga-coordinator";
   auto d = engine::Process(st.get(), start, now, NextSeed(), EngineOpts(id));
   if (!d.ok()) return d.status();
+  std::vector<HandOff> handoffs = ReserveHandOffs(id, st.get(), &*d, now);
+  struct CancelOnFailure {
+    Coordinator* self;
+    std::vector<HandOff>& h;
+    ~CancelOnFailure() { self->CancelHandOffs(h); }  // empty after delivery
+  } cancel_on_failure{this, handoffs};
   storage::Writes w = ToWrites(id, *st, {}, {}, *st, *d, now);
+  ApplyHandOffs(handoffs, now, &w);
+  MarkTimerNotify(&w, now);
   ExecutionRecord row;
   row.execution_id = id;
   row.state_machine = sm;
@@ -427,8 +460,10 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
         existing->status == 1 ? " with a different input" : " and is closed"));
   }
   if (!s.ok()) return s;
+  DeliverHandOffs(handoffs, *st, w);
   for (const auto& a : w.notify_activities) WakeActivity(a);
   if (storage::ArmsWakeup(w)) WakeTimers();
+  NotifyOthers(w.notify_activities, false);
   row.last_event_id = w.events.empty() ? 0 : w.events.back().id;
   row.stop_us = w.stop_us;
   row.output = w.output;
@@ -598,6 +633,88 @@ void Coordinator::FillTask(const engine::ExecutionState& st, const storage::Task
   }
 }
 
+std::vector<Coordinator::HandOff> Coordinator::ReserveHandOffs(const std::string& execution_id,
+                                                               engine::ExecutionState* st,
+                                                               engine::Decision* d, int64_t now) {
+  std::vector<HandOff> out;
+  for (const auto& t : d->tasks) {
+    if (!st->open_tasks.count(t.task_id)) continue;
+    Waiter* w = nullptr;
+    {
+      std::lock_guard<std::mutex> g(wake_mu_);
+      if (stopping_) break;
+      auto it = pollers_.find(ActivityOf(t.resource));
+      if (it == pollers_.end()) continue;
+      for (Waiter* c : it->second.waiters) {
+        if (c->idle && !c->reserved && !c->mailbox) {
+          c->reserved = true;
+          w = c;
+          break;
+        }
+      }
+    }
+    if (w == nullptr) continue;
+    auto started = engine::Process(st, engine::TaskStartedCommand{t.task_id, w->worker}, now,
+                                   NextSeed(), EngineOpts(execution_id));
+    if (!started.ok()) {
+      std::vector<HandOff> one{HandOff{w, t.task_id}};
+      CancelHandOffs(one);
+      continue;
+    }
+    for (auto& e : started->events) d->events.push_back(std::move(e));
+    out.push_back(HandOff{w, t.task_id});
+  }
+  return out;
+}
+
+void Coordinator::ApplyHandOffs(const std::vector<HandOff>& h, int64_t now, storage::Writes* w) {
+  if (h.empty()) return;
+  for (const auto& ho : h) {
+    for (auto& r : w->new_tasks) {
+      if (r.task_id != ho.task_id) continue;
+      r.started_us = now;
+      r.worker = ho.waiter->worker;
+      if (r.heartbeat_seconds) r.heartbeat_at_us = now + *r.heartbeat_seconds * 1000000;
+    }
+  }
+  // Wake-ups only for activities that still have unstarted tasks.
+  std::vector<std::string> keep;
+  for (const auto& r : w->new_tasks) {
+    if (!r.started_us &&
+        std::find(keep.begin(), keep.end(), r.activity) == keep.end()) {
+      keep.push_back(r.activity);
+    }
+  }
+  w->notify_activities = std::move(keep);
+}
+
+void Coordinator::DeliverHandOffs(std::vector<HandOff>& h, const engine::ExecutionState& st,
+                                  const storage::Writes& w) {
+  for (const auto& ho : h) {
+    ActivityTask task;
+    for (const auto& r : w.new_tasks) {
+      if (r.task_id == ho.task_id) FillTask(st, r, &task);
+    }
+    std::lock_guard<std::mutex> g(wake_mu_);
+    ho.waiter->mailbox = std::move(task);
+    ho.waiter->reserved = false;
+    ho.waiter->cv.notify_one();
+  }
+  h.clear();
+}
+
+void Coordinator::CancelHandOffs(std::vector<HandOff>& h) {
+  if (h.empty()) return;
+  {
+    std::lock_guard<std::mutex> g(wake_mu_);
+    for (const auto& ho : h) {
+      ho.waiter->reserved = false;
+      ho.waiter->cv.notify_one();
+    }
+  }
+  h.clear();
+}
+
 absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& activity,
                                                           const std::string& worker, int wait_ms,
                                                           const std::function<bool()>& cancelled) {
@@ -613,6 +730,7 @@ absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::strin
   wait_ms = std::clamp(wait_ms <= 0 ? 60000 : wait_ms, 1, 60000);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   Waiter me;
+  me.worker = worker;
   std::vector<Pollers*> mine;
   {
     std::lock_guard<std::mutex> g(wake_mu_);
@@ -709,7 +827,14 @@ absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::strin
       }
     }
     std::unique_lock<std::mutex> lock(wake_mu_);
-    while (!stopping_ && seq_sum() == seq) {
+    while (true) {
+      if (me.mailbox) return *std::move(me.mailbox);  // handed off by a transition
+      if (me.reserved) {  // a transition is handing us a task: wait for it
+        me.idle = false;
+        me.cv.wait(lock);
+        continue;
+      }
+      if (stopping_ || seq_sum() != seq) break;
       if (cancelled && cancelled()) return ActivityTask{};
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return ActivityTask{};
@@ -736,6 +861,31 @@ absl::Status StaleTask() {
 }  // namespace
 
 absl::Status Coordinator::SendTaskSuccess(const std::string& token, const std::string& output) {
+  return Succeed(token, output, /*from_worker=*/false);
+}
+
+absl::Status Coordinator::CompleteFromWorker(const std::string& token, const std::string& output) {
+  return Succeed(token, output, /*from_worker=*/true);
+}
+
+namespace {
+
+// A refusal from a CommandFn that writes nothing and is not an error.
+absl::Status NoWrite() { return absl::CancelledError("saga: nothing to write"); }
+bool IsNoWrite(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kCancelled && s.message() == "saga: nothing to write";
+}
+
+bool IsCallback(const engine::ExecutionState& st, int64_t task_id) {
+  const engine::Frame& f = st.frames.at(st.open_tasks.at(task_id));
+  return f.state >= 0 && f.current().type == asl::StateType::kTask &&
+         ActivityOf(f.current().resource) != f.current().resource;
+}
+
+}  // namespace
+
+absl::Status Coordinator::Succeed(const std::string& token, const std::string& output,
+                                  bool from_worker) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
   if (output.size() > asl::kMaxPayloadBytes) {
@@ -746,40 +896,21 @@ absl::Status Coordinator::SendTaskSuccess(const std::string& token, const std::s
   if (!out.ok()) {
     return absl::InvalidArgumentError(saga::StrCat("output: ", saga::ToStd(out.status().message())));
   }
-  return ApplyCommand(
-      ref->execution_id,
-      [&](const engine::ExecutionState& st,
-          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
-        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
-        return std::optional<engine::Command>(engine::TaskSucceededCommand{ref->task_id, *out});
-      },
-      nullptr, false);
-}
-
-absl::Status Coordinator::CompleteFromWorker(const std::string& token, const std::string& output) {
-  auto ref = tokens_.Decode(token);
-  if (!ref.ok()) return ref.status();
-  bool callback = false;
   absl::Status s = ApplyCommand(
       ref->execution_id,
       [&](const engine::ExecutionState& st,
           storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
         if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
-        const engine::Frame& f = st.frames.at(st.open_tasks.at(ref->task_id));
-        if (f.state >= 0 && f.current().type == asl::StateType::kTask &&
-            ActivityOf(f.current().resource) != f.current().resource) {
-          callback = true;
-          return absl::CancelledError("callback");  // writes nothing
-        }
-        return absl::NotFoundError("not a callback");
+        // A callback task's worker only acknowledges the dispatch: the state
+        // waits for SendTaskSuccess/SendTaskFailure with the token.
+        if (from_worker && IsCallback(st, ref->task_id)) return NoWrite();
+        return std::optional<engine::Command>(engine::TaskSucceededCommand{ref->task_id, *out});
       },
       nullptr, false);
-  if (callback) return absl::OkStatus();  // dispatched; its token completes it
-  if (s.code() != absl::StatusCode::kNotFound || s.message() != "not a callback") return s;
-  return SendTaskSuccess(token, output);
+  return IsNoWrite(s) ? absl::OkStatus() : s;
 }
 
-absl::Status Coordinator::ReleaseTask(const std::string& token) {
+absl::Status Coordinator::ReleaseTask(const std::string& token, const std::string& worker) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
   std::string activity;
@@ -792,6 +923,9 @@ absl::Status Coordinator::ReleaseTask(const std::string& token) {
         if (!t.ok()) return t.status();
         if (!t->has_value()) return StaleTask();
         if (!(*t)->started_us) return absl::FailedPreconditionError("task_token: the task is not started");
+        if ((*t)->worker.value_or("") != worker) {
+          return absl::FailedPreconditionError("task_token: the task is held by another worker");
+        }
         activity = (*t)->activity;
         return std::optional<engine::Command>();  // no event: only the row
       },
@@ -827,7 +961,7 @@ absl::Status Coordinator::SendTaskHeartbeat(const std::string& token) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
   std::optional<int64_t> hb_seconds;
-  return ApplyCommand(
+  absl::Status s = ApplyCommand(
       ref->execution_id,
       [&](const engine::ExecutionState& st,
           storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
@@ -836,12 +970,14 @@ absl::Status Coordinator::SendTaskHeartbeat(const std::string& token) {
         if (!t.ok()) return t.status();
         if (!t->has_value()) return StaleTask();
         hb_seconds = (*t)->started_us ? (*t)->heartbeat_seconds : std::nullopt;
+        if (!hb_seconds) return NoWrite();  // no deadline to extend: the check is all
         return std::optional<engine::Command>(engine::TaskHeartbeatCommand{ref->task_id});
       },
       [&](const engine::ExecutionState&, storage::Writes* w) {
         if (hb_seconds) w->heartbeat = {ref->task_id, NowUs() + *hb_seconds * 1000000};
       },
       false);
+  return IsNoWrite(s) ? absl::OkStatus() : s;
 }
 
 // ---------------------------------------------------------------------------
@@ -925,6 +1061,47 @@ void Coordinator::WakeActivity(const std::string& activity, bool all) {
   }
 }
 
+void Coordinator::MarkTimerNotify(storage::Writes* w, int64_t now) {
+  const auto t = storage::EarliestArmed(*w);
+  w->notify_timers = t && *t < now + kSweeperMaxSleepUs;
+}
+
+void Coordinator::NotifyOthers(const std::vector<std::string>& activities, bool timers) {
+  if (activities.empty() && !timers) return;
+  {
+    std::lock_guard<std::mutex> g(notify_mu_);
+    notify_activities_.insert(activities.begin(), activities.end());
+    notify_timers_ = notify_timers_ || timers;
+  }
+  notify_cv_.notify_one();
+}
+
+void Coordinator::NotifyLoop() {
+  std::unique_lock<std::mutex> lock(notify_mu_);
+  while (true) {
+    notify_cv_.wait(lock, [&] { return stopping() || !notify_activities_.empty() || notify_timers_; });
+    if (notify_activities_.empty() && !notify_timers_) return;  // stopping, nothing left
+    std::vector<std::pair<std::string, std::string>> notes;
+    for (const auto& a : notify_activities_) notes.emplace_back(storage::kTaskChannel, instance_ + " " + a);
+    if (notify_timers_) notes.emplace_back(storage::kTimerChannel, instance_);
+    notify_activities_.clear();
+    notify_timers_ = false;
+    lock.unlock();
+    absl::Status s = store_->Notify(notes);
+    lock.lock();
+    if (!s.ok()) {
+      // Database unreachable: other coordinators rescan when their LISTEN
+      // connection comes back; keep what is queued and try again shortly.
+      for (const auto& [c, p] : notes) {
+        if (c == storage::kTaskChannel) notify_activities_.insert(p.substr(p.find(' ') + 1));
+        else notify_timers_ = true;
+      }
+      notify_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping(); });
+      if (stopping()) return;
+    }
+  }
+}
+
 void Coordinator::WakeTimers() {
   {
     std::lock_guard<std::mutex> g(wake_mu_);
@@ -953,7 +1130,7 @@ void Coordinator::TimerLoop() {
     }
     // Sleep until the next due time (capped: a coordinator that died may
     // leave locked rows behind only briefly), a new timer, or shutdown.
-    int64_t wait_us = s.ok() ? 30000000 : 500000;
+    int64_t wait_us = s.ok() ? kSweeperMaxSleepUs : 500000;
     if (next) wait_us = std::clamp<int64_t>(*next - NowUs(), 0, wait_us);
     std::unique_lock<std::mutex> lock(wake_mu_);
     wake_cv_.wait_for(lock, std::chrono::microseconds(wait_us),
@@ -993,10 +1170,23 @@ void Coordinator::ListenLoop() {
       continue;
     }
     for (const auto& [channel, payload] : *notes) {
-      if (channel == storage::kTaskChannel) {
-        WakeActivity(payload);
-      } else {
+      // "<instance> <activity>" on the task channel, "<instance>" on the timer one.
+      const size_t sp = payload.find(' ');
+      if (payload.substr(0, sp) == instance_) continue;  // our own: woken already
+      if (channel != storage::kTaskChannel) {
         WakeTimers();
+      } else if (sp != std::string::npos) {
+        const std::string activity = payload.substr(sp + 1);
+        if (activity == "*") {
+          std::vector<std::string> all;
+          {
+            std::lock_guard<std::mutex> g(wake_mu_);
+            for (const auto& [a, p] : pollers_) all.push_back(a);
+          }
+          for (const auto& a : all) WakeActivity(a, true);
+        } else {
+          WakeActivity(activity);
+        }
       }
     }
   }

@@ -10,10 +10,18 @@
 // stale work; the execution row lock keeps two coordinators (or threads)
 // from advancing one execution at once.
 //
-// Wake-ups: a commit that makes a task runnable or arms a timer NOTIFYs
-// (delivered on commit to every coordinator, this one included); long polls
-// and the timer sweeper wait on those, with the next due time as a deadline,
-// so dispatch never scans on a fixed interval.
+// Wake-ups: after a commit that makes a task runnable or arms a timer, this
+// process wakes its own dispatchers (long polls, worker streams) and timer
+// sweeper at once, and tells the other coordinators of the database with a
+// NOTIFY. Those NOTIFYs are coalesced: a NOTIFYing transaction holds a
+// cluster-wide lock through its commit's flush, so transitions never NOTIFY
+// themselves; one notifier thread sends everything queued while its previous
+// NOTIFY committed (payloads carry this process's instance id, so it ignores
+// its own). Dispatchers wait on these wake-ups with the next due time as a
+// deadline: dispatch never scans on a fixed interval. A coordinator that dies
+// between a commit and its NOTIFY leaves the task to be found by the next
+// wake-up of that activity, an idle dispatcher's end of wait (60 s), or the
+// rescan every coordinator does when one starts ("*").
 //
 // Thread safety: all public methods are thread-safe.
 #ifndef SAGA_COORDINATOR_RUNTIME_COORDINATOR_H_
@@ -28,6 +36,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -42,6 +51,11 @@
 #include "coordinator/storage/pg/pg_store.h"
 
 namespace saga::runtime {
+
+// The timer sweepers re-read the next due time at least this often, so a
+// wake-up armed further ahead needs no NOTIFY to be found in time by every
+// coordinator, even if the one that armed it dies right after its commit.
+inline constexpr int64_t kSweeperMaxSleepUs = 30000000;
 
 struct CoordinatorOptions {
   std::string token_secret;          // HMAC key for task tokens
@@ -132,7 +146,10 @@ class Coordinator {
   absl::Status CompleteFromWorker(const std::string& token, const std::string& output);
   // Gives a started task back: runnable again as the same attempt (no
   // history event; the next delivery records another ActivityStarted).
-  absl::Status ReleaseTask(const std::string& token);
+  // Only the worker holding it (`worker`, its identity) can.
+  absl::Status ReleaseTask(const std::string& token, const std::string& worker);
+  // This process's random instance id.
+  const std::string& instance() const { return instance_; }
   absl::Status SendTaskSuccess(const std::string& token, const std::string& output);
   absl::Status SendTaskFailure(const std::string& token, const std::string& error,
                                const std::string& cause);
@@ -158,6 +175,7 @@ class Coordinator {
       const engine::ExecutionState&, storage::TransitionTxn&)>;
   // Extra row writes for the same transaction (task start, heartbeat).
   using ExtraFn = std::function<void(const engine::ExecutionState& before, storage::Writes*)>;
+  absl::Status Succeed(const std::string& token, const std::string& output, bool from_worker);
   absl::Status ApplyCommand(const std::string& execution_id, const CommandFn& make,
                             const ExtraFn& extra, bool skip_locked);
 
@@ -180,6 +198,11 @@ class Coordinator {
   void WakeActivity(const std::string& activity, bool all = false);
   void FillTask(const engine::ExecutionState& st, const storage::TaskRecord& row, ActivityTask* t);
   void WakeTimers();
+  // Queues a NOTIFY for the other coordinators (coalesced, see above).
+  void NotifyOthers(const std::vector<std::string>& activities, bool timers);
+  void NotifyLoop();
+  // Sets w->notify_timers for wake-ups due within kSweeperMaxSleepUs.
+  static void MarkTimerNotify(storage::Writes* w, int64_t now);
 
   storage::PgStore* store_;
   CoordinatorOptions options_;
@@ -198,7 +221,28 @@ class Coordinator {
   struct Waiter {
     std::condition_variable cv;
     bool idle = false;  // waiting for a wake-up
+    std::string worker;
+    // In-process hand-off: a transition that opens a task of one of this
+    // waiter's activities reserves an idle waiter, starts the task in the
+    // same transaction and, once committed, leaves it in the mailbox. While
+    // reserved the waiter does not return (the transaction is short).
+    bool reserved = false;
+    std::optional<ActivityTask> mailbox;
   };
+  struct HandOff {
+    Waiter* waiter;
+    int64_t task_id;
+  };
+  // Reserves idle waiters for the tasks `d` opens and starts those tasks in
+  // the engine (ActivityStarted joins the decision's events).
+  std::vector<HandOff> ReserveHandOffs(const std::string& execution_id, engine::ExecutionState* st,
+                                       engine::Decision* d, int64_t now);
+  // Marks the handed-off task rows started and drops their wake-ups.
+  void ApplyHandOffs(const std::vector<HandOff>& h, int64_t now, storage::Writes* w);
+  // After commit: fills the mailboxes. On failure: releases the waiters.
+  void DeliverHandOffs(std::vector<HandOff>& h, const engine::ExecutionState& st,
+                       const storage::Writes& w);
+  void CancelHandOffs(std::vector<HandOff>& h);
   struct Pollers {
     uint64_t seq = 0;
     std::vector<Waiter*> waiters;
@@ -214,7 +258,13 @@ class Coordinator {
   std::unordered_set<std::string> claims_;
   bool stopping_ = false;
 
-  std::thread timer_thread_, listen_thread_;
+  std::thread timer_thread_, listen_thread_, notify_thread_;
+
+  const std::string instance_;  // random; in NOTIFY payloads
+  std::mutex notify_mu_;
+  std::condition_variable notify_cv_;
+  std::set<std::string> notify_activities_;
+  bool notify_timers_ = false;
 };
 
 }  // namespace saga::runtime

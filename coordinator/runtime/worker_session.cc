@@ -55,7 +55,9 @@ void WorkerSession::Run() {
       std::lock_guard<std::mutex> g(mu_);
       return closed_;
     };
-    auto task = c_->ClaimTask(reg_.activities, reg_.identity, 60000, cancelled);
+    // An idle stream rescans every 30 s: the safety net for a task whose
+    // coordinator died between its commit and its (coalesced) NOTIFY.
+    auto task = c_->ClaimTask(reg_.activities, reg_.identity, 30000, cancelled);
     if (!task.ok()) {
       // Database unavailable: try again with a growing pause (the stream
       // stays open; the worker keeps its tasks).
@@ -77,7 +79,7 @@ void WorkerSession::Run() {
       std::unique_lock<std::mutex> lock(mu_);
       if (closed_) {  // the stream ended while this task was claimed
         lock.unlock();
-        (void)c_->ReleaseTask(task->task_token);
+        (void)c_->ReleaseTask(task->task_token, reg_.identity);
         return;
       }
       --credits_;
@@ -87,7 +89,7 @@ void WorkerSession::Run() {
     if (!push_(*task)) {
       // The stream broke between the claim and the push: nobody has it.
       Forget(task->task_token);
-      (void)c_->ReleaseTask(task->task_token);
+      (void)c_->ReleaseTask(task->task_token, reg_.identity);
     }
   }
 }
@@ -129,7 +131,7 @@ absl::Status WorkerSession::Heartbeat(const std::string& token, bool* cancelled)
 }
 
 absl::Status WorkerSession::Release(const std::string& token) {
-  absl::Status s = c_->ReleaseTask(token);
+  absl::Status s = c_->ReleaseTask(token, reg_.identity);
   if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition) Forget(token);
   return s;
 }
@@ -143,7 +145,7 @@ void WorkerSession::Close() {
   }
   cv_.notify_all();
   for (const auto& [token, f] : left) {
-    if (!f.has_deadline) (void)c_->ReleaseTask(token);
+    if (!f.has_deadline) (void)c_->ReleaseTask(token, reg_.identity);
   }
 }
 

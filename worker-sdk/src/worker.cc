@@ -30,7 +30,7 @@ using Clock = std::chrono::steady_clock;
 namespace v1 = saga::v1;
 
 constexpr int kUnavailable = 14, kAborted = 10, kInternal = 13, kFailedPrecondition = 9,
-              kNotFound = 5;
+              kNotFound = 5, kInvalidArgument = 3;
 
 std::string DefaultIdentity() {
   char host[256] = {0};
@@ -178,6 +178,11 @@ struct Worker::Impl {
     bool give_back = false;
     {
       std::lock_guard<std::mutex> g(mu);
+      if (running.count(info.task_token)) {
+        // Delivered again (given back when a stream broke) while its handler
+        // still runs here: that handler's result completes it.
+        return;
+      }
       if (stopping) {
         give_back = true;
       } else {
@@ -203,9 +208,9 @@ struct Worker::Impl {
   void Release(const std::string& token) {
     v1::WorkerMessage m;
     m.mutable_release()->set_task_token(token);
-    Send(m, true, [this](const v1::WorkerAck&) {
+    Send(m, true, [this](const v1::WorkerAck& a) {
       std::lock_guard<std::mutex> g(mu);
-      ++stats.tasks_released;
+      if (a.code() == 0) ++stats.tasks_released;
     });
   }
 
@@ -229,15 +234,35 @@ struct Worker::Impl {
       m.mutable_fail()->set_error(r.error().error);
       m.mutable_fail()->set_cause(r.error().cause);
     }
-    Send(m, true, [this, ok](const v1::WorkerAck& a) {
-      std::lock_guard<std::mutex> g(mu);
-      if (a.code() == 0) {
-        ++(ok ? stats.tasks_succeeded : stats.tasks_failed);
-      } else {
-        ++stats.results_refused;
+    Send(m, true, [this, ok, token](const v1::WorkerAck& a) {
+      if (ok && a.code() == kInvalidArgument) {
+        // The output was refused (not JSON, too large): fail the task with
+        // the reason instead, so the state's Catch can see it.
+        v1::WorkerMessage f;
+        f.mutable_fail()->set_task_token(token);
+        f.mutable_fail()->set_error("Saga.InvalidOutput");
+        f.mutable_fail()->set_cause(a.message());
+        Send(f, true, [this](const v1::WorkerAck& fa) {
+          {
+            std::lock_guard<std::mutex> g(mu);
+            ++(fa.code() == 0 ? stats.tasks_failed : stats.results_refused);
+          }
+          GrantCredit();
+        });
+        return;
       }
+      {
+        std::lock_guard<std::mutex> g(mu);
+        if (a.code() == 0) {
+          ++(ok ? stats.tasks_succeeded : stats.tasks_failed);
+        } else {
+          ++stats.results_refused;
+        }
+      }
+      // Only now: the coordinator counts the task as held until it took the
+      // result, and caps credits at max_concurrency minus tasks held.
+      GrantCredit();
     });
-    GrantCredit();
   }
 
   void HandlerLoop() {
@@ -451,8 +476,12 @@ void Worker::Shutdown(std::chrono::milliseconds grace) {
   Impl& w = *impl_;
   {
     std::unique_lock<std::mutex> lock(w.mu);
-    if (!w.started || w.stopping) {
-      if (!w.started) w.closing = true;
+    if (!w.started) {
+      w.closing = w.shut = true;
+      return;
+    }
+    if (w.stopping) {  // another thread is shutting down: wait for it
+      w.cv.wait(lock, [&] { return w.shut; });
       return;
     }
     w.stopping = true;

@@ -113,7 +113,9 @@ constexpr Query kNextWakeup{
     "SELECT LEAST((SELECT min(fire_at_us) FROM timers), "
     "(SELECT min(timeout_at_us) FROM tasks WHERE timeout_at_us IS NOT NULL), "
     "(SELECT min(heartbeat_at_us) FROM tasks WHERE heartbeat_at_us IS NOT NULL))"};
-constexpr Query kNotify{"notify", "SELECT pg_notify($1, $2)"};
+// Several notifications in one statement (channels and payloads as arrays).
+constexpr Query kNotify{"notify",
+                        "SELECT pg_notify(n->>0, n->>1) FROM json_array_elements($1::json) AS n"};
 // The common writes of one transition as one statement (one round trip
 // instead of up to six): the execution row, the events, the task rows opened,
 // closed or started, and a NOTIFY per activity with new runnable tasks. A
@@ -134,7 +136,7 @@ constexpr Query kWriteTransition{
     "FROM json_populate_recordset(NULL::tasks, $10::json)), "
     "s AS (UPDATE tasks SET started_us = $12, worker = $13, heartbeat_at_us = $14 "
     "WHERE execution_id = $1 AND task_id = $11::bigint) "
-    "SELECT pg_notify($15, a) FROM json_array_elements_text($16::json) AS a"};
+    "SELECT 1"};
 // The same for a new execution: its row, first events, first tasks, NOTIFYs.
 constexpr Query kWriteNewExecution{
     "write_new_execution",
@@ -149,7 +151,7 @@ constexpr Query kWriteNewExecution{
     "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
     "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
     "FROM json_populate_recordset(NULL::tasks, $14::json)) "
-    "SELECT pg_notify($15, a) FROM json_array_elements_text($16::json) AS a"};
+    "SELECT 1"};
 constexpr Query kGetStateMachine{
     "get_state_machine",
     "SELECT m.type, r.revision, r.definition, m.created_us, r.created_us "
@@ -536,10 +538,8 @@ absl::Status PgStore::DeleteStateMachine(const std::string& name) {
 
 namespace {
 
-std::string ActivitiesJson(const std::vector<std::string>& activities) {
-  json::Array a;
-  for (const auto& x : activities) a.push_back(json::Value(x));
-  return json::Value(std::move(a)).Dump();
+std::string TimerNote() {
+  return saga::StrCat("[[\"", kTimerChannel, "\",\"-\"]]");
 }
 
 // Whether kWriteTransition can carry the writes: it must not touch a task row
@@ -567,7 +567,7 @@ void WriteRest(pqxx::work& w, const std::string& id, const Writes& wr) {
     w.exec_prepared0(kDeleteTimers.name, id, IdArray(wr.deleted_timers));
   }
   if (!wr.new_timers.empty()) w.exec_prepared0(kInsertTimers.name, TimersJson(wr.new_timers));
-  if (ArmsWakeup(wr)) w.exec_prepared(kNotify.name, std::string(kTimerChannel), id);
+  if (wr.notify_timers) w.exec_prepared(kNotify.name, TimerNote());
 }
 
 void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr) {
@@ -588,10 +588,7 @@ void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr) {
     w.exec_prepared0(kDeleteTimers.name, id, IdArray(wr.deleted_timers));
   }
   if (!wr.new_timers.empty()) w.exec_prepared0(kInsertTimers.name, TimersJson(wr.new_timers));
-  if (ArmsWakeup(wr)) w.exec_prepared(kNotify.name, std::string(kTimerChannel), id);
-  for (const auto& a : wr.notify_activities) {
-    w.exec_prepared(kNotify.name, std::string(kTaskChannel), a);
-  }
+  if (wr.notify_timers) w.exec_prepared(kNotify.name, TimerNote());
 }
 
 class PgTxn : public TransitionTxn {
@@ -628,8 +625,7 @@ absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& 
                     row.revision, first.status,
                     first.events.empty() ? int64_t{0} : first.events.back().id, row.start_us,
                     first.stop_us, row.input, first.output, first.error, first.cause,
-                    EventsJson(row.execution_id, first.events), TasksJson(first.new_tasks),
-                    std::string(kTaskChannel), ActivitiesJson(first.notify_activities));
+                    EventsJson(row.execution_id, first.events), TasksJson(first.new_tasks));
     WriteRest(w, row.execution_id, first);
     w.commit();
     return absl::OkStatus();
@@ -743,8 +739,7 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
                       st ? std::optional<int64_t>(st->task_id) : std::nullopt,
                       st ? std::optional<int64_t>(st->started_us) : std::nullopt,
                       st ? std::optional<std::string>(st->worker) : std::nullopt,
-                      st ? st->heartbeat_at_us : std::nullopt, std::string(kTaskChannel),
-                      ActivitiesJson(wr->notify_activities));
+                      st ? st->heartbeat_at_us : std::nullopt);
       WriteRest(w, execution_id, *wr);
     } else {
       w.exec_prepared0(kUpdateExecution.name, execution_id, wr->status, last, wr->stop_us,
@@ -819,6 +814,21 @@ absl::StatusOr<std::string> PgStore::GetOrInitSetting(const std::string& key,
     auto r = w.exec_params1("SELECT value FROM settings WHERE key = $1", key);
     w.commit();
     return r[0].as<std::string>();
+  });
+}
+
+absl::Status PgStore::Notify(const std::vector<std::pair<std::string, std::string>>& notes) {
+  if (notes.empty()) return absl::OkStatus();
+  json::Array a;
+  for (const auto& [channel, payload] : notes) {
+    a.push_back(json::Value(json::Array{json::Value(channel), json::Value(payload)}));
+  }
+  const std::string arg = json::Value(std::move(a)).Dump();
+  return impl_->With("notify", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::work w(c);
+    w.exec_prepared(kNotify.name, arg);
+    w.commit();
+    return absl::OkStatus();
   });
 }
 

@@ -101,21 +101,30 @@ struct Writes {
   std::optional<Started> started;
   std::optional<std::pair<int64_t, int64_t>> heartbeat;  // task id, new heartbeat deadline
   std::optional<int64_t> released;  // task id made runnable again (given back)
-  // Activities that got runnable tasks (NOTIFYed on commit).
+  // NOTIFY the timer channel in this transaction (atomically with the
+  // commit): set for wake-ups sooner than the sweepers' longest sleep.
+  bool notify_timers = false;
+  // Activities that got runnable tasks (the caller wakes their dispatchers).
   std::vector<std::string> notify_activities;
 };
 
-// Whether the writes arm a timer or a task deadline (a TimeoutSeconds on a
-// new task, a heartbeat deadline on a started one): the timer sweepers must
-// recompute their next wake-up (NOTIFYed on commit).
-inline bool ArmsWakeup(const Writes& w) {
-  if (!w.new_timers.empty()) return true;
-  if (w.started && w.started->heartbeat_at_us) return true;
-  for (const auto& t : w.new_tasks) {
-    if (t.timeout_at_us) return true;
+// The earliest timer or task deadline the writes arm (a timer, a
+// TimeoutSeconds on a new task, a heartbeat deadline on a started one), if
+// any: the timer sweepers must recompute their next wake-up.
+inline std::optional<int64_t> EarliestArmed(const Writes& w) {
+  std::optional<int64_t> t;
+  auto take = [&](const std::optional<int64_t>& x) {
+    if (x && (!t || *x < *t)) t = x;
+  };
+  for (const auto& timer : w.new_timers) take(timer.fire_at_us);
+  if (w.started) take(w.started->heartbeat_at_us);
+  for (const auto& task : w.new_tasks) {
+    take(task.timeout_at_us);
+    take(task.heartbeat_at_us);
   }
-  return false;
+  return t;
 }
+inline bool ArmsWakeup(const Writes& w) { return EarliestArmed(w).has_value(); }
 
 // Access to the locked execution inside Transition().
 class TransitionTxn {
@@ -201,6 +210,12 @@ class PgStore {
   // Returns the setting, storing `initial` first if it has none yet (all
   // replicas then agree on the value).
   absl::StatusOr<std::string> GetOrInitSetting(const std::string& key, const std::string& initial);
+
+  // Sends NOTIFYs (channel, payload) in one transaction of their own. A
+  // transaction that NOTIFYs holds a cluster-wide lock through its commit's
+  // flush, so the transition path never does: the coordinator coalesces its
+  // wake-ups for other processes into these.
+  absl::Status Notify(const std::vector<std::pair<std::string, std::string>>& notes);
 
   // Runs a statement outside any transition (tests and benchmarks).
   absl::Status Exec(const std::string& sql);
