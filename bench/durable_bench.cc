@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "saga/v1/saga.grpc.pb.h"
+#include "saga/worker/worker.h"
 
 namespace saga::bench {
 namespace {
@@ -337,20 +338,47 @@ int64_t MonoUs() {
       .count();
 }
 
+// What a Load runs: which state machine, and how workers take tasks.
+struct LoadSpec {
+  // Stream workers (the C++ worker SDK over WorkerStream, `concurrency`
+  // handlers each) or long-polling threads (GetActivityTask + SendTaskSuccess).
+  bool stream = true;
+  int concurrency = 16;
+  std::string machine = kTaskMachine;
+  std::vector<std::string> activities = {kActivity};
+  std::string last_activity = kActivity;  // its task ends an execution
+  // Open loop: StartExecution at this rate (executions/s) instead of keeping
+  // max_in_flight open; handler start latencies are recorded.
+  double paced_rate = 0;
+};
+
 class Load {
  public:
-  Load(std::string target, int starters, int workers, int max_in_flight)
+  Load(std::string target, int starters, int workers, int max_in_flight, LoadSpec spec = {})
       : target_(std::move(target)),
         starters_(starters),
         workers_(workers),
-        max_in_flight_(max_in_flight) {}
+        max_in_flight_(max_in_flight),
+        spec_(std::move(spec)) {}
   ~Load() { Stop(); }
 
   void Start() {
     running_ = true;
     starting_ = true;
-    for (int i = 0; i < starters_; ++i) threads_.emplace_back([this] { Starter(); });
-    for (int i = 0; i < workers_; ++i) threads_.emplace_back([this, i] { Worker(i); });
+    paced_t0_ = Clock::now();
+    for (int i = 0; i < starters_; ++i) threads_.emplace_back([this, i] { Starter(i); });
+    if (spec_.stream) {
+      for (int i = 0; i < workers_; ++i) StartStreamWorker(i);
+    } else {
+      for (int i = 0; i < workers_; ++i) threads_.emplace_back([this, i] { Worker(i); });
+    }
+  }
+
+  // Handler start minus the start of the StartExecution call that made the
+  // execution, in microseconds (paced loads only).
+  std::vector<int64_t> Latencies() {
+    std::lock_guard<std::mutex> g(lat_mu_);
+    return latencies_;
   }
   // Stops starting executions, lets the workers finish the open ones (up to
   // 10 s), then stops and joins every thread.
@@ -364,6 +392,8 @@ class Load {
     }
     running_ = false;
     cv_.notify_all();
+    for (auto& w : stream_workers_) w->Shutdown(std::chrono::seconds(1));
+    stream_workers_.clear();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
@@ -405,10 +435,56 @@ class Load {
     cv_.notify_all();
   }
 
-  void Starter() {
+  void StartStreamWorker(int index) {
+    saga::worker::WorkerOptions o;
+    o.address = target_;
+    o.identity = "bench-stream-" + std::to_string(index);
+    o.concurrency = spec_.concurrency;
+    o.reconnect_min = std::chrono::milliseconds(20);
+    o.reconnect_max = std::chrono::milliseconds(100);
+    auto w = std::make_unique<saga::worker::Worker>(o);
+    for (const auto& a : spec_.activities) {
+      const bool last = a == spec_.last_activity;
+      w->Register(a, [this, last](saga::worker::TaskContext& ctx) -> saga::worker::Result {
+        const int64_t now = MonoUs();
+        if (spec_.paced_rate > 0) {
+          // The input carries the StartExecution call's start ("t").
+          const size_t at = ctx.input().find("\"t\":");
+          if (at != std::string::npos) {
+            const int64_t t = std::strtoll(ctx.input().c_str() + at + 4, nullptr, 10);
+            std::lock_guard<std::mutex> g(lat_mu_);
+            latencies_.push_back(now - t);
+          }
+        }
+        Mark(first_task_us_, restart_us_);
+        if (last) {
+          // Counted when the handler returns: its result commits the end.
+          ++succeeded;
+          Mark(first_success_us_, restart_us_);
+          Release();
+        }
+        return kOutput;
+      });
+    }
+    w->Start();
+    stream_workers_.push_back(std::move(w));
+  }
+
+  void Starter(int index) {
     auto stub = NewStub(target_);
+    int64_t k = 0;  // paced: this starter's k-th start
     while (starting_) {
-      {
+      if (spec_.paced_rate > 0) {
+        // Open loop: starter i issues starts i, i+N, i+2N, ... of a fixed schedule.
+        const double at = static_cast<double>(k * starters_ + index) / spec_.paced_rate;
+        ++k;
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_until(lock, paced_t0_ + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(at)),
+                       [&] { return !starting_; });
+        if (!starting_) return;
+        ++in_flight_;
+      } else {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait_for(lock, std::chrono::milliseconds(100),
                      [&] { return !starting_ || in_flight_ < max_in_flight_; });
@@ -419,8 +495,13 @@ class Load {
       grpc::ClientContext ctx;
       Deadline(&ctx, 5000);
       v1::StartExecutionRequest req;
-      req.set_state_machine(kTaskMachine);
-      req.set_input(kInput);
+      req.set_state_machine(spec_.machine);
+      if (spec_.paced_rate > 0) {
+        req.set_input(std::string(R"({"t":)") + std::to_string(MonoUs()) + "," +
+                      (kInput + 1));
+      } else {
+        req.set_input(kInput);
+      }
       v1::StartExecutionResponse resp;
       const auto t0 = Clock::now();
       grpc::Status s = stub->StartExecution(&ctx, req, &resp);
@@ -496,6 +577,11 @@ class Load {
 
   std::string target_;
   int starters_, workers_, max_in_flight_;
+  LoadSpec spec_;
+  Clock::time_point paced_t0_;
+  std::vector<std::unique_ptr<saga::worker::Worker>> stream_workers_;
+  std::mutex lat_mu_;
+  std::vector<int64_t> latencies_;
   std::atomic<bool> running_{false}, starting_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -512,6 +598,10 @@ struct Options {
   bool recovery = true, pgss = false;
   int64_t scale = 0, park_api = 25000;
   double pgbench_tps = 0;
+  bool stream = true;    // SDK stream workers (else long-polling threads)
+  int concurrency = 16;  // handlers per stream worker
+  bool saga = false;     // also the 5-task order saga
+  bool latency = false;  // also dispatch latency at half the measured rate
 };
 
 struct Window {
@@ -913,6 +1003,14 @@ Options ParseOptions(const std::vector<std::string>& args) {
       o.pgbench_tps = std::stod(value());
     } else if (k == "--pg-stat-statements") {
       o.pgss = true;
+    } else if (k == "--poll-workers") {
+      o.stream = false;
+    } else if (k == "--concurrency") {
+      o.concurrency = std::stoi(value());
+    } else if (k == "--saga") {
+      o.saga = true;
+    } else if (k == "--latency") {
+      o.latency = true;
     } else {
       Die("unknown flag '" + k + "'");
     }
@@ -921,12 +1019,94 @@ Options ParseOptions(const std::vector<std::string>& args) {
     Die("usage: saga-bench durable --coordinator BIN --database-url CONNINFO [--seconds S] "
         "[--warmup W] [--starters N] [--workers M] [--max-in-flight K] [--pool-size P] "
         "[--log FILE] [--no-recovery] [--scale N] [--park-api K] [--pgbench-tps TPS] "
-        "[--pg-stat-statements]");
+        "[--pg-stat-statements] [--poll-workers] [--concurrency C] [--saga] [--latency]");
   }
   return o;
 }
 
 }  // namespace
+
+constexpr char kSagaMachine[] = "bench-order-saga";
+// The order saga's shape with the Compensation extension: 5 tasks, 6 states
+// entered (the Parallel too) on the happy path.
+constexpr char kSagaDefinition[] = R"({"StartAt":"Validate","States":{
+  "Validate":{"Type":"Task","Resource":"bench.validate","ResultPath":"$.validation","Next":"PayAndReserve",
+    "Retry":[{"ErrorEquals":["States.Timeout"],"MaxAttempts":2}]},
+  "PayAndReserve":{"Type":"Parallel","ResultPath":"$.fulfilment","Next":"Ship",
+    "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.error","Next":"RollBack"}],
+    "Branches":[
+      {"StartAt":"Charge","States":{"Charge":{"Type":"Task","Resource":"bench.charge","End":true,
+        "Compensation":{"Resource":"bench.refund"}}}},
+      {"StartAt":"Reserve","States":{"Reserve":{"Type":"Task","Resource":"bench.reserve","End":true,
+        "Compensation":{"Resource":"bench.release"}}}}]},
+  "Ship":{"Type":"Task","Resource":"bench.ship","ResultPath":"$.shipment","Next":"Notify",
+    "Compensation":{"Resource":"bench.cancel"},
+    "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.error","Next":"RollBack"}]},
+  "Notify":{"Type":"Task","Resource":"bench.notify","ResultPath":null,"End":true},
+  "RollBack":{"Type":"Compensate","Next":"Failed"},
+  "Failed":{"Type":"Fail","Error":"Order.Failed"}}})";
+
+// Dispatch latency: StartExecution at `rate`/s (open loop) with stream
+// workers; from the start of the StartExecution call to the handler start
+// (an upper bound on runnable -> handler: it includes the start's own commit).
+std::string MeasureLatency(const Options& o, CoordinatorProcess& proc, double rate) {
+  LoadSpec spec;
+  spec.concurrency = o.concurrency;
+  spec.paced_rate = std::max(1.0, rate);
+  Load load(proc.target(), o.starters, o.workers, 1 << 30, spec);
+  load.Start();
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.warmup, 2.0)));
+  const size_t skip = load.Latencies().size();
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.seconds, 6.0)));
+  std::vector<int64_t> l = load.Latencies();
+  load.Stop();
+  l.erase(l.begin(), l.begin() + static_cast<std::ptrdiff_t>(std::min(skip, l.size())));
+  if (l.empty()) Die("latency phase: no task reached a handler");
+  std::sort(l.begin(), l.end());
+  auto pct = [&](double p) {
+    return static_cast<double>(l[std::min(l.size() - 1, static_cast<size_t>(p * static_cast<double>(l.size())))]) / 1000;
+  };
+  std::cout << "dispatch latency at " << Fixed(spec.paced_rate, 0)
+            << " executions/s (half the throughput above), StartExecution call -> handler start: p50 "
+            << Fixed(pct(0.5), 2) << " ms, p99 " << Fixed(pct(0.99), 2) << " ms (" << l.size()
+            << " samples)\n";
+  std::ostringstream j;
+  j << "{\"rate\":" << Fixed(spec.paced_rate, 1) << ",\"samples\":" << l.size()
+    << ",\"p50_ms\":" << Fixed(pct(0.5), 3) << ",\"p99_ms\":" << Fixed(pct(0.99), 3)
+    << ",\"max_ms\":" << Fixed(static_cast<double>(l.back()) / 1000, 3) << "}";
+  return j.str();
+}
+
+// The 5-task order saga with stream workers: transitions (states entered)
+// per second.
+std::string MeasureSaga(Pg& pg, const Options& o, CoordinatorProcess& proc,
+                        v1::SagaCoordinator::Stub& stub) {
+  CreateMachine(stub, kSagaMachine, kSagaDefinition);
+  LoadSpec spec;
+  spec.concurrency = o.concurrency;
+  spec.machine = kSagaMachine;
+  spec.activities = {"bench.validate", "bench.charge", "bench.reserve", "bench.ship", "bench.notify"};
+  spec.last_activity = "bench.notify";
+  Load load(proc.target(), o.starters, o.workers, o.max_in_flight, spec);
+  load.Start();
+  const auto t0 = Clock::now();
+  while (load.succeeded.load() < 2 && Since(t0) < 30) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // States entered by one finished execution.
+  const std::string entered = pg.One(
+      "SELECT count(*) FROM history_events h JOIN executions e USING (execution_id) "
+      "WHERE e.execution_id = (SELECT execution_id FROM executions WHERE state_machine = '" +
+      std::string(kSagaMachine) +
+      "' AND status = 2 LIMIT 1) AND h.type LIKE '%StateEntered'");
+  const int per_execution = std::max(1, std::atoi(entered.c_str()));
+  Window w = Measure(pg, load, proc, o, per_execution, "order saga (5 tasks)");
+  load.Stop();
+  std::ostringstream j;
+  j << "{\"states_entered_per_execution\":" << per_execution << ",\"tasks_per_execution\":5"
+    << ",\"throughput\":" << WindowJson(w) << "}";
+  return j.str();
+}
 
 int DurableMain(const std::vector<std::string>& args) {
   const Options o = ParseOptions(args);
@@ -950,7 +1130,10 @@ int DurableMain(const std::vector<std::string>& args) {
             << " worker threads (one gRPC channel each), at most " << o.max_in_flight
             << " executions open; warm-up " << o.warmup << " s, window " << o.seconds << " s\n";
 
-  auto load = std::make_unique<Load>(proc.target(), o.starters, o.workers, o.max_in_flight);
+  LoadSpec one_task;
+  one_task.stream = o.stream;
+  one_task.concurrency = o.concurrency;
+  auto load = std::make_unique<Load>(proc.target(), o.starters, o.workers, o.max_in_flight, one_task);
   load->Start();
   Window base = Measure(pg, *load, proc, o, per_execution, "throughput");
   if (o.pgbench_tps > 0) {
@@ -962,10 +1145,14 @@ int DurableMain(const std::vector<std::string>& args) {
   if (o.recovery) rec = MeasureRecovery(*load, proc);
   load->Stop();
 
+  std::string saga_json = "null", latency_json = "null";
+  if (o.latency) latency_json = MeasureLatency(o, proc, base.executions_per_sec * 0.5);
+  if (o.saga) saga_json = MeasureSaga(pg, o, proc, *stub);
+
   std::string scale_json = "null";
   if (o.scale > 0) {
     Scale sc = Park(pg, o, proc.target());
-    load = std::make_unique<Load>(proc.target(), o.starters, o.workers, o.max_in_flight);
+    load = std::make_unique<Load>(proc.target(), o.starters, o.workers, o.max_in_flight, one_task);
     load->Start();
     sc.window = Measure(pg, *load, proc, o, per_execution, "throughput with the parked executions");
     load->Stop();
@@ -1007,7 +1194,9 @@ int DurableMain(const std::vector<std::string>& args) {
       << ",\"executions_per_sec_after\":" << Fixed(rec.after_executions_per_sec, 1)
       << ",\"lost_answers\":" << rec.stale_acks << "}";
   }
-  j << ",\"open_after_stop\":" << open << ",\"scale\":" << scale_json;
+  j << ",\"open_after_stop\":" << open << ",\"scale\":" << scale_json
+    << ",\"workers_kind\":\"" << (o.stream ? "stream" : "poll") << "\",\"concurrency\":"
+    << o.concurrency << ",\"order_saga\":" << saga_json << ",\"latency\":" << latency_json;
   j << ",\"goals\":{\"executions_per_sec_2000\":"
     << (base.executions_per_sec >= 2000 ? "true" : "false")
     << ",\"wal_per_transition_2KiB\":" << (base.wal_per_transition <= 2048 ? "true" : "false");
