@@ -1,6 +1,9 @@
 #include "coordinator/api/service.h"
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <thread>
 
 #include "coordinator/common/strings.h"
@@ -280,52 +283,96 @@ grpc::Status SagaService::WorkerStream(
   }
   std::thread dispatcher([&] { session.Run(); });
 
-  grpc::Status result = grpc::Status::OK;
-  while (stream->Read(&msg)) {
+  // Results, heartbeats and give-backs are applied by a few threads per
+  // stream, so one worker's completions commit side by side (and share the
+  // WAL flush) instead of one at a time; each is acknowledged when done.
+  auto apply = [&](const v1::WorkerMessage& m) {
     v1::CoordinatorMessage ack;
     auto* a = ack.mutable_ack();
     absl::Status s;
-    switch (msg.message_case()) {
-      case v1::WorkerMessage::kCredit:
-        s = session.Grant(msg.credit().tasks());
-        if (!s.ok()) {
-          result = ToGrpc(s);
-          goto done;
-        }
-        continue;  // credits are not acknowledged
+    switch (m.message_case()) {
       case v1::WorkerMessage::kComplete:
-        a->set_request_id(msg.complete().request_id());
-        s = session.Complete(msg.complete().task_token(), msg.complete().output());
+        a->set_request_id(m.complete().request_id());
+        s = session.Complete(m.complete().task_token(), m.complete().output());
         break;
       case v1::WorkerMessage::kFail:
-        a->set_request_id(msg.fail().request_id());
-        s = session.Fail(msg.fail().task_token(), msg.fail().error(), msg.fail().cause());
+        a->set_request_id(m.fail().request_id());
+        s = session.Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
         break;
       case v1::WorkerMessage::kHeartbeat: {
-        a->set_request_id(msg.heartbeat().request_id());
+        a->set_request_id(m.heartbeat().request_id());
         bool cancelled = false;
-        s = session.Heartbeat(msg.heartbeat().task_token(), &cancelled);
+        s = session.Heartbeat(m.heartbeat().task_token(), &cancelled);
         a->set_cancelled(cancelled);
         break;
       }
-      case v1::WorkerMessage::kRelease:
-        a->set_request_id(msg.release().request_id());
-        s = session.Release(msg.release().task_token());
+      default:  // kRelease
+        a->set_request_id(m.release().request_id());
+        s = session.Release(m.release().task_token());
         break;
-      case v1::WorkerMessage::kRegister:
-        result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "register: may only be sent once, first");
-        goto done;
-      default:
-        result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "message: empty or unknown worker message");
-        goto done;
     }
     a->set_code(static_cast<int32_t>(s.code()));
     a->set_message(std::string(s.message()));
-    if (!write(ack)) break;
+    write(ack);
+  };
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<v1::WorkerMessage> queue;
+  bool queue_closed = false;
+  std::vector<std::thread> appliers;
+  const int n_appliers = std::clamp(reg.max_concurrency, 1, 8);
+  for (int i = 0; i < n_appliers; ++i) {
+    appliers.emplace_back([&] {
+      while (true) {
+        v1::WorkerMessage m;
+        {
+          std::unique_lock<std::mutex> lock(queue_mu);
+          queue_cv.wait(lock, [&] { return queue_closed || !queue.empty(); });
+          if (queue.empty()) return;  // closed and drained
+          m = std::move(queue.front());
+          queue.pop_front();
+        }
+        apply(m);
+      }
+    });
   }
-done:
+
+  grpc::Status result = grpc::Status::OK;
+  while (stream->Read(&msg)) {
+    switch (msg.message_case()) {
+      case v1::WorkerMessage::kCredit: {
+        absl::Status s = session.Grant(msg.credit().tasks());
+        if (!s.ok()) result = ToGrpc(s);
+        break;  // credits are not acknowledged
+      }
+      case v1::WorkerMessage::kComplete:
+      case v1::WorkerMessage::kFail:
+      case v1::WorkerMessage::kHeartbeat:
+      case v1::WorkerMessage::kRelease: {
+        {
+          std::lock_guard<std::mutex> g(queue_mu);
+          queue.push_back(std::move(msg));
+        }
+        queue_cv.notify_one();
+        break;
+      }
+      case v1::WorkerMessage::kRegister:
+        result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "register: may only be sent once, first");
+        break;
+      default:
+        result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "message: empty or unknown worker message");
+        break;
+    }
+    if (!result.ok()) break;
+  }
+  {
+    std::lock_guard<std::mutex> g(queue_mu);
+    queue_closed = true;  // what was received is still applied
+  }
+  queue_cv.notify_all();
+  for (auto& t : appliers) t.join();
   session.Close();
   dispatcher.join();
   if (ctx->IsCancelled() && result.ok()) {

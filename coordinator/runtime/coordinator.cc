@@ -646,8 +646,8 @@ std::vector<Coordinator::HandOff> Coordinator::ReserveHandOffs(const std::string
       auto it = pollers_.find(ActivityOf(t.resource));
       if (it == pollers_.end()) continue;
       for (Waiter* c : it->second.waiters) {
-        if (c->idle && !c->reserved && !c->mailbox) {
-          c->reserved = true;
+        if (c->idle && c->reserved + static_cast<int>(c->mailbox.size()) < c->capacity) {
+          ++c->reserved;
           w = c;
           break;
         }
@@ -696,8 +696,8 @@ void Coordinator::DeliverHandOffs(std::vector<HandOff>& h, const engine::Executi
       if (r.task_id == ho.task_id) FillTask(st, r, &task);
     }
     std::lock_guard<std::mutex> g(wake_mu_);
-    ho.waiter->mailbox = std::move(task);
-    ho.waiter->reserved = false;
+    ho.waiter->mailbox.push_back(std::move(task));
+    --ho.waiter->reserved;
     ho.waiter->cv.notify_one();
   }
   h.clear();
@@ -708,7 +708,7 @@ void Coordinator::CancelHandOffs(std::vector<HandOff>& h) {
   {
     std::lock_guard<std::mutex> g(wake_mu_);
     for (const auto& ho : h) {
-      ho.waiter->reserved = false;
+      --ho.waiter->reserved;
       ho.waiter->cv.notify_one();
     }
   }
@@ -719,18 +719,22 @@ absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& act
                                                           const std::string& worker, int wait_ms,
                                                           const std::function<bool()>& cancelled) {
   if (activity.empty()) return absl::InvalidArgumentError("activity: must not be empty");
-  return ClaimTask({activity}, worker, wait_ms, cancelled);
+  auto tasks = ClaimTasks({activity}, worker, 1, wait_ms, cancelled);
+  if (!tasks.ok()) return tasks.status();
+  return tasks->empty() ? ActivityTask{} : std::move(tasks->front());
 }
 
-absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::string>& activities,
-                                                    const std::string& worker, int wait_ms,
-                                                    const std::function<bool()>& cancelled) {
+absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
+    const std::vector<std::string>& activities, const std::string& worker, int max_tasks,
+    int wait_ms, const std::function<bool()>& cancelled) {
+  using Tasks = std::vector<ActivityTask>;
   if (activities.empty()) return absl::InvalidArgumentError("activities: must not be empty");
   if (worker.size() > 80) return absl::InvalidArgumentError("worker_name: longer than 80 characters");
   wait_ms = std::clamp(wait_ms <= 0 ? 60000 : wait_ms, 1, 60000);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   Waiter me;
   me.worker = worker;
+  me.capacity = std::max(1, max_tasks);
   std::vector<Pollers*> mine;
   {
     std::lock_guard<std::mutex> g(wake_mu_);
@@ -759,10 +763,10 @@ absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::strin
     uint64_t seq;
     {
       std::lock_guard<std::mutex> g(wake_mu_);
-      if (stopping_) return ActivityTask{};
+      if (stopping_) return Tasks{};
       seq = seq_sum();
     }
-    if (cancelled && cancelled()) return ActivityTask{};  // e.g. a worker stream that ended
+    if (cancelled && cancelled()) return Tasks{};  // e.g. a worker stream that ended
     bool contended = false;
     for (size_t k = 0; k < activities.size(); ++k) {
       const std::string& activity = activities[(first + k) % activities.size()];
@@ -820,7 +824,9 @@ absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::strin
             auto row = store_->GetExecution(c.execution_id);
             if (row.ok()) task.execution_arn = ExecutionArn(row->state_machine, row->name);
           }
-          return task;
+          Tasks out;
+          out.push_back(std::move(task));
+          return out;
         }
         if (s.code() == absl::StatusCode::kUnavailable) return s;
         if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
@@ -828,16 +834,16 @@ absl::StatusOr<ActivityTask> Coordinator::ClaimTask(const std::vector<std::strin
     }
     std::unique_lock<std::mutex> lock(wake_mu_);
     while (true) {
-      if (me.mailbox) return *std::move(me.mailbox);  // handed off by a transition
-      if (me.reserved) {  // a transition is handing us a task: wait for it
+      if (me.reserved > 0) {  // transitions are handing us tasks: wait for them
         me.idle = false;
         me.cv.wait(lock);
         continue;
       }
+      if (!me.mailbox.empty()) return std::move(me.mailbox);  // handed off by transitions
       if (stopping_ || seq_sum() != seq) break;
-      if (cancelled && cancelled()) return ActivityTask{};
+      if (cancelled && cancelled()) return Tasks{};
       auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return ActivityTask{};
+      if (now >= deadline) return Tasks{};
       // Locked candidates: look again soon. Otherwise wait for a wake-up,
       // waking every 250 ms only to notice a cancelled call.
       auto slice = contended ? std::chrono::milliseconds(2) : std::chrono::milliseconds(250);

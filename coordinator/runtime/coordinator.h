@@ -137,9 +137,12 @@ class Coordinator {
                                                const std::function<bool()>& cancelled);
   // The same for several activities at once (worker streams): returns the
   // first task of any of them; none when the wait ends or `cancelled()`.
-  absl::StatusOr<ActivityTask> ClaimTask(const std::vector<std::string>& activities,
-                                         const std::string& worker, int wait_ms,
-                                         const std::function<bool()>& cancelled);
+  // Returns up to `max_tasks` tasks when several were handed off at once
+  // (never more than one found by a scan); empty when none came in time.
+  absl::StatusOr<std::vector<ActivityTask>> ClaimTasks(const std::vector<std::string>& activities,
+                                                       const std::string& worker, int max_tasks,
+                                                       int wait_ms,
+                                                       const std::function<bool()>& cancelled);
   // A worker stream's completion: as SendTaskSuccess, except for a callback
   // (.waitForTaskToken) task, whose state waits for SendTaskSuccess or
   // SendTaskFailure with its token: then only checks that it is still open.
@@ -226,8 +229,9 @@ class Coordinator {
     // waiter's activities reserves an idle waiter, starts the task in the
     // same transaction and, once committed, leaves it in the mailbox. While
     // reserved the waiter does not return (the transaction is short).
-    bool reserved = false;
-    std::optional<ActivityTask> mailbox;
+    int capacity = 1;  // tasks it can take at once
+    int reserved = 0;
+    std::vector<ActivityTask> mailbox;
   };
   struct HandOff {
     Waiter* waiter;

@@ -46,19 +46,23 @@ WorkerSession::WorkerSession(Coordinator* c, WorkerRegistration reg,
 void WorkerSession::Run() {
   int backoff_ms = 10;
   while (true) {
+    int credits;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return closed_ || credits_ > 0; });
       if (closed_) return;
+      credits = credits_;
     }
     auto cancelled = [this] {
       std::lock_guard<std::mutex> g(mu_);
       return closed_;
     };
-    // An idle stream rescans every 30 s: the safety net for a task whose
-    // coordinator died between its commit and its (coalesced) NOTIFY.
-    auto task = c_->ClaimTask(reg_.activities, reg_.identity, 30000, cancelled);
-    if (!task.ok()) {
+    // Up to `credits` tasks at once (transitions hand new tasks to waiting
+    // streams in their own transaction). An idle stream rescans every 30 s:
+    // the safety net for a task whose coordinator died between its commit
+    // and its (coalesced) NOTIFY.
+    auto tasks = c_->ClaimTasks(reg_.activities, reg_.identity, credits, 30000, cancelled);
+    if (!tasks.ok()) {
       // Database unavailable: try again with a growing pause (the stream
       // stays open; the worker keeps its tasks).
       std::unique_lock<std::mutex> lock(mu_);
@@ -67,7 +71,7 @@ void WorkerSession::Run() {
       continue;
     }
     backoff_ms = 10;
-    if (task->task_token.empty()) {  // the wait ended without work
+    if (tasks->empty()) {  // the wait ended without work
       if (c_->stopping()) {  // shutting down: no more dispatch on this stream
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return closed_; });
@@ -75,22 +79,28 @@ void WorkerSession::Run() {
       }
       continue;
     }
+    bool closed;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (closed_) {  // the stream ended while this task was claimed
-        lock.unlock();
-        (void)c_->ReleaseTask(task->task_token, reg_.identity);
-        return;
+      std::lock_guard<std::mutex> g(mu_);
+      closed = closed_;
+      if (!closed) {
+        for (const auto& t : *tasks) {
+          --credits_;
+          in_flight_[t.task_token] =
+              InFlight{t.timeout_seconds.has_value() || t.heartbeat_seconds.has_value()};
+        }
       }
-      --credits_;
-      in_flight_[task->task_token] =
-          InFlight{task->timeout_seconds.has_value() || task->heartbeat_seconds.has_value()};
     }
-    if (!push_(*task)) {
-      // The stream broke between the claim and the push: nobody has it.
-      Forget(task->task_token);
-      (void)c_->ReleaseTask(task->task_token, reg_.identity);
+    for (const auto& t : *tasks) {
+      if (closed) {  // the stream ended while these were claimed
+        (void)c_->ReleaseTask(t.task_token, reg_.identity);
+      } else if (!push_(t)) {
+        // The stream broke between the claim and the push: nobody has it.
+        Forget(t.task_token);
+        (void)c_->ReleaseTask(t.task_token, reg_.identity);
+      }
     }
+    if (closed) return;
   }
 }
 
