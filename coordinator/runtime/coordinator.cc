@@ -318,69 +318,139 @@ storage::Writes Coordinator::ToWrites(const std::string& execution_id,
   return w;
 }
 
+namespace {
+
+// The TransitionTxn of the optimistic path: no row is locked, so anything
+// that needs a lock sends the transition down the locked path.
+class UnlockedTxn : public storage::TransitionTxn {
+ public:
+  absl::StatusOr<std::vector<engine::Event>> LoadEvents(int64_t) override { return NeedsLock(); }
+  absl::StatusOr<std::optional<storage::TaskRecord>> LockTask(int64_t) override {
+    return NeedsLock();
+  }
+  static absl::Status NeedsLock() { return absl::AbortedError("saga: needs the row lock"); }
+};
+
+}  // namespace
+
+absl::StatusOr<storage::Writes> Coordinator::Decide(const ExecutionRecord& row,
+                                                    std::unique_ptr<engine::ExecutionState> st,
+                                                    storage::TransitionTxn& txn, const CommandFn& make,
+                                                    const ExtraFn& extra, Decided* out) {
+  const std::string& execution_id = row.execution_id;
+  auto cmd = make(*st, txn);
+  if (!cmd.ok()) {
+    PutState(execution_id, row.version, std::move(st));  // unchanged
+    return cmd.status();
+  }
+  if (!cmd->has_value() && dynamic_cast<UnlockedTxn*>(&txn) != nullptr) {
+    // Row writes only (stale-row cleanup, give-back): they copy the locked
+    // row's fields, which the unlocked path has not read.
+    PutState(execution_id, row.version, std::move(st));
+    return UnlockedTxn::NeedsLock();
+  }
+  const auto tasks_before = st->open_tasks;
+  const auto timers_before = st->open_timers;
+  const int64_t now = NowUs();
+  storage::Writes w;
+  if (cmd->has_value()) {
+    auto d = engine::Process(st.get(), **cmd, now, NextSeed(), EngineOpts(execution_id));
+    if (!d.ok()) {
+      if (d.status().code() == absl::StatusCode::kInternal) return d.status();
+      PutState(execution_id, row.version, std::move(st));  // refused: unchanged
+      return d.status();
+    }
+    CancelHandOffs(out->handoffs);  // from an earlier try of this transition
+    out->handoffs = ReserveHandOffs(execution_id, st.get(), &*d, now);
+    w = ToWrites(execution_id, *st, tasks_before, timers_before, *st, *d, now);
+    ApplyHandOffs(out->handoffs, now, &w);
+  } else {
+    w.status = row.status;
+    w.stop_us = row.stop_us;
+    w.output = row.output;
+    w.error = row.error;
+    w.cause = row.cause;
+  }
+  if (extra) extra(*st, &w);
+  out->woken = w.notify_activities;
+  out->timers = storage::ArmsWakeup(w);
+  MarkTimerNotify(&w, now);
+  out->new_version = row.version + 1;
+  out->done = std::move(st);
+  out->writes = w;
+  return w;
+}
+
+std::unique_ptr<engine::ExecutionState> Coordinator::TakeCached(const std::string& id,
+                                                                int64_t* version) {
+  std::lock_guard<std::mutex> g(cache_mu_);
+  auto it = cache_.find(id);
+  if (it == cache_.end()) return nullptr;
+  std::unique_ptr<engine::ExecutionState> st = std::move(it->second.state);
+  *version = it->second.version;
+  lru_.erase(it->second.lru);
+  cache_.erase(it);
+  return st;
+}
+
 absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const CommandFn& make,
                                        const ExtraFn& extra, bool skip_locked) {
+  auto finish = [&](Decided& d) {
+    DeliverHandOffs(d.handoffs, *d.done, d.writes);
+    PutState(execution_id, d.new_version, std::move(d.done));
+    for (const auto& a : d.woken) WakeActivity(a);
+    if (d.timers) WakeTimers();
+    NotifyOthers(d.woken, false);
+  };
+  // Fast path: with the execution's state cached at version v, decide
+  // without a lock and write in one statement that applies only if the row
+  // is still at v. A cache miss, a refusal, anything that needs a row lock,
+  // or another process having advanced the execution: the locked path.
+  {
+    int64_t version = 0;
+    std::unique_ptr<engine::ExecutionState> st = TakeCached(execution_id, &version);
+    if (st) {
+      Decided d;
+      struct CancelOnFailure {
+        Coordinator* self;
+        std::vector<HandOff>& h;
+        ~CancelOnFailure() { self->CancelHandOffs(h); }  // empty after delivery
+      } cancel_on_failure{this, d.handoffs};
+      ExecutionRecord row;
+      row.execution_id = execution_id;
+      row.version = version;
+      UnlockedTxn txn;
+      auto w = Decide(row, std::move(st), txn, make, extra, &d);
+      if (w.ok()) {
+        auto applied = store_->WriteIfVersion(execution_id, version, *w);
+        if (applied.ok() && *applied) {
+          finish(d);
+          return absl::OkStatus();
+        }
+        if (!applied.ok() && !Retryable(applied.status())) return applied.status();
+        // Advanced elsewhere (or not expressible in one statement): the
+        // decided state is discarded; the locked path replays.
+      }
+    }
+  }
   absl::Status last;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    std::unique_ptr<engine::ExecutionState> done;
-    int64_t new_version = 0;
-    std::vector<std::string> woken;
-    bool timers = false;
-    std::vector<HandOff> handoffs;
-    storage::Writes writes;
+    Decided d;
     struct CancelOnFailure {
       Coordinator* self;
       std::vector<HandOff>& h;
       ~CancelOnFailure() { self->CancelHandOffs(h); }  // empty after delivery
-    } cancel_on_failure{this, handoffs};
+    } cancel_on_failure{this, d.handoffs};
     last = store_->Transition(
         execution_id,
         [&](const ExecutionRecord& row, storage::TransitionTxn& txn) -> absl::StatusOr<storage::Writes> {
           auto st = TakeState(row, txn);
           if (!st.ok()) return st.status();
-          auto cmd = make(**st, txn);
-          if (!cmd.ok()) {
-            PutState(execution_id, row.version, *std::move(st));  // unchanged
-            return cmd.status();
-          }
-          const auto tasks_before = (*st)->open_tasks;
-          const auto timers_before = (*st)->open_timers;
-          const int64_t now = NowUs();
-          storage::Writes w;
-          if (cmd->has_value()) {
-            auto d = engine::Process(st->get(), **cmd, now, NextSeed(), EngineOpts(execution_id));
-            if (!d.ok()) {
-              if (d.status().code() == absl::StatusCode::kInternal) return d.status();
-              PutState(execution_id, row.version, *std::move(st));  // refused: unchanged
-              return d.status();
-            }
-            CancelHandOffs(handoffs);  // from an earlier try of this transition
-            handoffs = ReserveHandOffs(execution_id, st->get(), &*d, now);
-            w = ToWrites(execution_id, **st, tasks_before, timers_before, **st, *d, now);
-            ApplyHandOffs(handoffs, now, &w);
-          } else {
-            w.status = row.status;
-            w.stop_us = row.stop_us;
-            w.output = row.output;
-            w.error = row.error;
-            w.cause = row.cause;
-          }
-          if (extra) extra(**st, &w);
-          woken = w.notify_activities;
-          timers = storage::ArmsWakeup(w);
-          MarkTimerNotify(&w, now);
-          new_version = row.version + 1;
-          done = *std::move(st);
-          writes = w;
-          return w;
+          return Decide(row, *std::move(st), txn, make, extra, &d);
         },
         skip_locked);
     if (last.ok()) {
-      DeliverHandOffs(handoffs, *done, writes);
-      PutState(execution_id, new_version, std::move(done));
-      for (const auto& a : woken) WakeActivity(a);
-      if (timers) WakeTimers();
-      NotifyOthers(woken, false);
+      finish(d);
       return last;
     }
     if (!Retryable(last)) return last;
@@ -726,7 +796,7 @@ absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& act
 
 absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
     const std::vector<std::string>& activities, const std::string& worker, int max_tasks,
-    int wait_ms, const std::function<bool()>& cancelled) {
+    int wait_ms, const std::function<bool()>& cancelled, uint64_t* scanned) {
   using Tasks = std::vector<ActivityTask>;
   if (activities.empty()) return absl::InvalidArgumentError("activities: must not be empty");
   if (worker.size() > 80) return absl::InvalidArgumentError("worker_name: longer than 80 characters");
@@ -768,7 +838,8 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
     }
     if (cancelled && cancelled()) return Tasks{};  // e.g. a worker stream that ended
     bool contended = false;
-    for (size_t k = 0; k < activities.size(); ++k) {
+    const bool skip_scan = scanned != nullptr && *scanned == seq;
+    for (size_t k = 0; !skip_scan && k < activities.size(); ++k) {
       const std::string& activity = activities[(first + k) % activities.size()];
       auto candidates = store_->RunnableTasks(activity, 16);
       if (!candidates.ok()) return candidates.status();
@@ -832,6 +903,7 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
         if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
       }
     }
+    if (scanned != nullptr && !contended) *scanned = seq;  // found nothing as of `seq`
     std::unique_lock<std::mutex> lock(wake_mu_);
     while (true) {
       if (me.reserved > 0) {  // transitions are handing us tasks: wait for them

@@ -139,10 +139,13 @@ class Coordinator {
   // first task of any of them; none when the wait ends or `cancelled()`.
   // Returns up to `max_tasks` tasks when several were handed off at once
   // (never more than one found by a scan); empty when none came in time.
+  // `scanned` (optional) carries the wake-up count of this caller's last scan
+  // that found nothing: while no wake-up came since, the scan is skipped.
   absl::StatusOr<std::vector<ActivityTask>> ClaimTasks(const std::vector<std::string>& activities,
                                                        const std::string& worker, int max_tasks,
                                                        int wait_ms,
-                                                       const std::function<bool()>& cancelled);
+                                                       const std::function<bool()>& cancelled,
+                                                       uint64_t* scanned = nullptr);
   // A worker stream's completion: as SendTaskSuccess, except for a callback
   // (.waitForTaskToken) task, whose state waits for SendTaskSuccess or
   // SendTaskFailure with its token: then only checks that it is still open.
@@ -179,6 +182,23 @@ class Coordinator {
   // Extra row writes for the same transaction (task start, heartbeat).
   using ExtraFn = std::function<void(const engine::ExecutionState& before, storage::Writes*)>;
   absl::Status Succeed(const std::string& token, const std::string& output, bool from_worker);
+  struct HandOff;
+  // What one decided transition leaves for after its commit.
+  struct Decided {
+    std::unique_ptr<engine::ExecutionState> done;
+    int64_t new_version = 0;
+    std::vector<std::string> woken;
+    bool timers = false;
+    std::vector<HandOff> handoffs;
+    storage::Writes writes;
+  };
+  // The decision of one transition on `st` (the state at row.version).
+  absl::StatusOr<storage::Writes> Decide(const storage::ExecutionRecord& row,
+                                         std::unique_ptr<engine::ExecutionState> st,
+                                         storage::TransitionTxn& txn, const CommandFn& make,
+                                         const ExtraFn& extra, Decided* out);
+  // Removes and returns the cached state and its version (nullptr: none).
+  std::unique_ptr<engine::ExecutionState> TakeCached(const std::string& id, int64_t* version);
   absl::Status ApplyCommand(const std::string& execution_id, const CommandFn& make,
                             const ExtraFn& extra, bool skip_locked);
 

@@ -45,6 +45,7 @@ WorkerSession::WorkerSession(Coordinator* c, WorkerRegistration reg,
 
 void WorkerSession::Run() {
   int backoff_ms = 10;
+  uint64_t scanned = UINT64_MAX;  // no scan yet
   while (true) {
     int credits;
     {
@@ -61,7 +62,7 @@ void WorkerSession::Run() {
     // streams in their own transaction). An idle stream rescans every 30 s:
     // the safety net for a task whose coordinator died between its commit
     // and its (coalesced) NOTIFY.
-    auto tasks = c_->ClaimTasks(reg_.activities, reg_.identity, credits, 30000, cancelled);
+    auto tasks = c_->ClaimTasks(reg_.activities, reg_.identity, credits, 30000, cancelled, &scanned);
     if (!tasks.ok()) {
       // Database unavailable: try again with a growing pause (the stream
       // stays open; the worker keeps its tasks).
@@ -72,6 +73,7 @@ void WorkerSession::Run() {
     }
     backoff_ms = 10;
     if (tasks->empty()) {  // the wait ended without work
+      scanned = UINT64_MAX;  // the 30 s safety net: scan next time
       if (c_->stopping()) {  // shutting down: no more dispatch on this stream
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return closed_; });

@@ -137,6 +137,26 @@ constexpr Query kWriteTransition{
     "s AS (UPDATE tasks SET started_us = $12, worker = $13, heartbeat_at_us = $14 "
     "WHERE execution_id = $1 AND task_id = $11::bigint) "
     "SELECT 1"};
+// kWriteTransition applied only if the execution row is still at version
+// $15 (decided without a lock); returns how many rows that was (0 or 1).
+constexpr Query kWriteTransitionIfVersion{
+    "write_transition_if_version",
+    "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = COALESCE($3, last_event_id), "
+    "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1 AND version = $15 "
+    "RETURNING 1), "
+    "e AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
+    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
+    "FROM json_populate_recordset(NULL::history_events, $8::json) WHERE EXISTS (SELECT 1 FROM u)), "
+    "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[]) "
+    "AND EXISTS (SELECT 1 FROM u)), "
+    "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
+    "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
+    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
+    "FROM json_populate_recordset(NULL::tasks, $10::json) WHERE EXISTS (SELECT 1 FROM u)), "
+    "s AS (UPDATE tasks SET started_us = $12, worker = $13, heartbeat_at_us = $14 "
+    "WHERE execution_id = $1 AND task_id = $11::bigint AND EXISTS (SELECT 1 FROM u)) "
+    "SELECT count(*) FROM u"};
 // The same for a new execution: its row, first events, first tasks, NOTIFYs.
 constexpr Query kWriteNewExecution{
     "write_new_execution",
@@ -164,6 +184,7 @@ constexpr Query kAllQueries[] = {
     kUpdateExecution, kInsertEvents, kLoadEvents, kHistoryAsc, kHistoryDesc, kInsertTasks,
     kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kReleaseTask, kInsertTimers, kDeleteTimers,
     kRunnableTasks, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
+    kWriteTransitionIfVersion,
     kWriteNewExecution, kGetStateMachine};
 
 // Advisory lock key for migrations ("saga" in ASCII).
@@ -748,6 +769,39 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
     }
     w.commit();
     return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<bool> PgStore::WriteIfVersion(const std::string& execution_id, int64_t version,
+                                             const Writes& wr) {
+  if (!Combinable(wr)) return false;
+  // Anything beyond the combined statement needs a transaction around both.
+  const bool rest = wr.heartbeat || wr.released || !wr.deleted_timers.empty() ||
+                    !wr.new_timers.empty() || wr.notify_timers;
+  auto write = [&](pqxx::transaction_base& w) {
+    const int64_t last = wr.events.empty() ? -1 : wr.events.back().id;
+    const auto& st = wr.started;
+    auto r = w.exec_prepared(kWriteTransitionIfVersion.name, execution_id, wr.status,
+                             last < 0 ? std::optional<int64_t>() : std::optional<int64_t>(last),
+                             wr.stop_us, wr.output, wr.error, wr.cause,
+                             EventsJson(execution_id, wr.events), IdArray(wr.deleted_tasks),
+                             TasksJson(wr.new_tasks),
+                             st ? std::optional<int64_t>(st->task_id) : std::nullopt,
+                             st ? std::optional<int64_t>(st->started_us) : std::nullopt,
+                             st ? std::optional<std::string>(st->worker) : std::nullopt,
+                             st ? st->heartbeat_at_us : std::nullopt, version);
+    return r[0][0].as<int64_t>() == 1;
+  };
+  return impl_->With("transition", [&](pqxx::connection& c) -> absl::StatusOr<bool> {
+    if (!rest) {
+      pqxx::nontransaction w(c);  // one statement: its own transaction
+      return write(w);
+    }
+    pqxx::work w(c);
+    if (!write(w)) return false;  // rolled back by the work's destructor
+    WriteRest(w, execution_id, wr);
+    w.commit();
+    return true;
   });
 }
 

@@ -189,6 +189,14 @@ class PgStore {
   absl::Status Transition(const std::string& execution_id, const TransitionFn& fn,
                           bool skip_locked = false);
 
+  // The optimistic form of Transition for a caller that decided on the
+  // state at `version` without a lock: writes only if the execution row is
+  // still at that version (one statement when nothing but the common writes
+  // is needed). False: the row moved on (or the writes need the locked
+  // path); nothing was written.
+  absl::StatusOr<bool> WriteIfVersion(const std::string& execution_id, int64_t version,
+                                      const Writes& writes);
+
   // Work discovery (no locks; Transition re-checks).
   absl::StatusOr<std::vector<TaskRecord>> RunnableTasks(const std::string& activity, int limit);
   absl::StatusOr<std::vector<TimerRecord>> DueTimers(int64_t now_us, int limit);
