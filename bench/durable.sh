@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Durable-coordinator benchmark, everything measured in the same run.
-#   bench/durable.sh [--seconds S] [--warmup W] [--scale [N]] [--profile] [saga-bench flags...]
+#   bench/durable.sh [--seconds S] [--warmup W] [--scale [N]] [--profile] [--no-graphile]
+#                    [saga-bench flags, e.g. --saga --latency --starters 16]
 # On a fresh Debian 12 machine, as root: installs the packages (scripts/deps.sh),
 # builds Release, starts a throwaway PostgreSQL 15 with default durability
 # (fsync on, synchronous_commit on, full_page_writes on), runs pgbench's
@@ -18,6 +19,7 @@ SECS=20
 WARMUP=5
 SCALE=0
 PROFILE=0
+GRAPHILE=1
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --scale)
       if [ $# -gt 1 ] && [[ "$2" =~ ^[0-9]+$ ]]; then SCALE=$2; shift 2; else SCALE=1000000; shift; fi ;;
     --profile) PROFILE=1; shift ;;
+    --no-graphile) GRAPHILE=0; shift ;;
     *) EXTRA+=("$1"); shift ;;
   esac
 done
@@ -63,4 +66,28 @@ ARGS=(--coordinator "$BUILD_DIR/coordinator/saga-coordinator" --database-url "$C
       --seconds "$SECS" --warmup "$WARMUP" --pgbench-tps "$TPS" --log "$BUILD_DIR/durable-coordinator.log")
 [ "$SCALE" != 0 ] && ARGS+=(--scale "$SCALE")
 [ "$PROFILE" = 1 ] && ARGS+=(--pg-stat-statements)
-"$BUILD_DIR/bench/saga-bench" durable "${ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+OURS=$("$BUILD_DIR/bench/saga-bench" durable "${ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} | tee /dev/stderr | tail -1)
+
+# The peer (issue #4): Graphile Worker adding and processing trivial jobs on
+# the same PostgreSQL, right after our run (--no-graphile skips it).
+if [ "$GRAPHILE" = 1 ]; then
+  GW=$(bash bench/graphile/run.sh "$CONNINFO" --jobs 20000 2>/dev/null | tail -1) || GW=""
+  if [ -n "$GW" ]; then
+    /usr/bin/python3 - "$OURS" "$GW" <<'PY'
+import json, sys
+ours, gw = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+ex = ours["throughput"]["executions_per_sec"]
+jobs = gw["graphile_e2e_jobs_per_sec"]
+print(f"Graphile Worker {gw['versions']['graphile_worker']} on the same PostgreSQL: {jobs:.0f} jobs/s end to end, "
+      f"add->start p50 {gw['graphile_latency_ms_p50']:.2f} ms, p99 {gw['graphile_latency_ms_p99']:.2f} ms at {gw['paced_rate']:.0f} jobs/s")
+print(f"1-task executions/s per Graphile jobs/s: {ex / jobs:.2f}")
+lat = ours.get("latency")
+if lat:
+    print(f"dispatch latency p50/p99: ours {lat['p50_ms']:.2f}/{lat['p99_ms']:.2f} ms at {lat['rate']:.0f}/s, "
+          f"Graphile {gw['graphile_latency_ms_p50']:.2f}/{gw['graphile_latency_ms_p99']:.2f} ms at {gw['paced_rate']:.0f}/s")
+print(json.dumps({"saga": ours, "graphile": gw, "executions_per_graphile_job": ex / jobs}))
+PY
+  else
+    echo "Graphile Worker: not measured (bench/graphile/run.sh failed: needs node and npm)"
+  fi
+fi
