@@ -127,6 +127,17 @@ void Coordinator::Shutdown() {
   if (notify_thread_.joinable()) notify_thread_.join();
 }
 
+CoordinatorStats Coordinator::stats() const {
+  CoordinatorStats s;
+  s.transitions_unlocked = n_unlocked_;
+  s.transitions_locked = n_locked_;
+  s.unlocked_conflicts = n_conflicts_;
+  s.tasks_handed_off = n_handed_off_;
+  s.tasks_claimed = n_claimed_;
+  s.replays = n_replays_;
+  return s;
+}
+
 bool Coordinator::stopping() {
   std::lock_guard<std::mutex> g(wake_mu_);
   return stopping_;
@@ -242,6 +253,7 @@ absl::StatusOr<std::unique_ptr<engine::ExecutionState>> Coordinator::TakeState(
     }
   }
   // Cache miss or stale (another coordinator advanced it): replay history.
+  ++n_replays_;
   auto machine = Machine(row.state_machine, row.revision, "");
   if (!machine.ok()) return machine.status();
   auto events = txn.LoadEvents(0);
@@ -424,9 +436,11 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
       if (w.ok()) {
         auto applied = store_->WriteIfVersion(execution_id, version, *w);
         if (applied.ok() && *applied) {
+          ++n_unlocked_;
           finish(d);
           return absl::OkStatus();
         }
+        ++n_conflicts_;
         if (!applied.ok() && !Retryable(applied.status())) return applied.status();
         // Advanced elsewhere (or not expressible in one statement): the
         // decided state is discarded; the locked path replays.
@@ -450,6 +464,7 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
         },
         skip_locked);
     if (last.ok()) {
+      ++n_locked_;
       finish(d);
       return last;
     }
@@ -767,6 +782,7 @@ void Coordinator::DeliverHandOffs(std::vector<HandOff>& h, const engine::Executi
     }
     std::lock_guard<std::mutex> g(wake_mu_);
     ho.waiter->mailbox.push_back(std::move(task));
+    ++n_handed_off_;
     --ho.waiter->reserved;
     ho.waiter->cv.notify_one();
   }
@@ -891,6 +907,7 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
           // the wake-up on to another poll.
           if (candidates->size() > skipped + 1) WakeActivity(activity);
           first = (first + k + 1) % activities.size();
+          ++n_claimed_;
           if (task.execution_arn.empty()) {
             auto row = store_->GetExecution(c.execution_id);
             if (row.ok()) task.execution_arn = ExecutionArn(row->state_machine, row->name);

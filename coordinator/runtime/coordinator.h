@@ -85,6 +85,16 @@ struct ActivityTask {
 std::string ActivityOf(const std::string& resource);
 inline constexpr char kWaitForTaskToken[] = ".waitForTaskToken";
 
+// Counters since start (for operators and benchmarks).
+struct CoordinatorStats {
+  uint64_t transitions_unlocked = 0;  // decided on the cached state, version-checked write
+  uint64_t transitions_locked = 0;    // row lock, then decided
+  uint64_t unlocked_conflicts = 0;    // version moved: retried on the locked path
+  uint64_t tasks_handed_off = 0;      // started in the transaction that opened them
+  uint64_t tasks_claimed = 0;         // found by a scan and claimed in a transaction of their own
+  uint64_t replays = 0;               // states rebuilt from the history (cache miss)
+};
+
 struct ValidationResult {
   std::vector<asl::ValidationError> errors;
 };
@@ -99,6 +109,7 @@ class Coordinator {
   // Stops background work and wakes every long poll (they return no task).
   void Shutdown();
   bool stopping();
+  CoordinatorStats stats() const;
 
   // --- state machines (type: 1 STANDARD, 2 EXPRESS) ---
   // InvalidArgument with a JSON array of {path,message} for a bad definition.
@@ -285,6 +296,8 @@ class Coordinator {
   std::thread timer_thread_, listen_thread_, notify_thread_;
 
   const std::string instance_;  // random; in NOTIFY payloads
+  std::atomic<uint64_t> n_unlocked_{0}, n_locked_{0}, n_conflicts_{0}, n_handed_off_{0},
+      n_claimed_{0}, n_replays_{0};
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;
   std::set<std::string> notify_activities_;

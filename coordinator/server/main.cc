@@ -139,6 +139,10 @@ int main(int argc, char** argv) {
   });
   server->Wait();
   stopper.join();
-  std::cerr << "saga-coordinator: stopped" << std::endl;
+  const auto st = coordinator.stats();
+  std::cerr << "saga-coordinator: stopped; transitions: " << st.transitions_unlocked
+            << " unlocked, " << st.transitions_locked << " locked, " << st.unlocked_conflicts
+            << " unlocked conflicts, " << st.replays << " replays; tasks: " << st.tasks_handed_off
+            << " handed off, " << st.tasks_claimed << " claimed by scans" << std::endl;
   return 0;
 }
