@@ -731,7 +731,8 @@ std::vector<Coordinator::HandOff> Coordinator::ReserveHandOffs(const std::string
       auto it = pollers_.find(ActivityOf(t.resource));
       if (it == pollers_.end()) continue;
       for (Waiter* c : it->second.waiters) {
-        if (c->idle && c->reserved + static_cast<int>(c->mailbox.size()) < c->capacity) {
+        if ((c->idle || c->persistent) &&
+            c->reserved + static_cast<int>(c->mailbox.size()) < c->capacity) {
           ++c->reserved;
           w = c;
           break;
@@ -784,7 +785,7 @@ void Coordinator::DeliverHandOffs(std::vector<HandOff>& h, const engine::Executi
     ho.waiter->mailbox.push_back(std::move(task));
     ++n_handed_off_;
     --ho.waiter->reserved;
-    ho.waiter->cv.notify_one();
+    ho.waiter->cv.notify_all();
   }
   h.clear();
 }
@@ -795,10 +796,45 @@ void Coordinator::CancelHandOffs(std::vector<HandOff>& h) {
     std::lock_guard<std::mutex> g(wake_mu_);
     for (const auto& ho : h) {
       --ho.waiter->reserved;
-      ho.waiter->cv.notify_one();
+      ho.waiter->cv.notify_all();
     }
   }
   h.clear();
+}
+
+std::unique_ptr<Coordinator::Waiter> Coordinator::Subscribe(
+    const std::vector<std::string>& activities, const std::string& worker, int credits) {
+  auto w = std::make_unique<Waiter>();
+  w->persistent = true;
+  w->worker = worker;
+  w->activities = activities;
+  w->capacity = credits;
+  std::lock_guard<std::mutex> g(wake_mu_);
+  for (const auto& a : activities) pollers_[a].waiters.push_back(w.get());
+  return w;
+}
+
+std::vector<ActivityTask> Coordinator::Unsubscribe(Waiter* w) {
+  std::unique_lock<std::mutex> lock(wake_mu_);
+  for (const auto& a : w->activities) {
+    auto& v = pollers_[a].waiters;
+    v.erase(std::find(v.begin(), v.end(), w));
+  }
+  w->cv.wait(lock, [&] { return w->reserved == 0; });  // in-flight hand-offs land
+  return std::move(w->mailbox);
+}
+
+void Coordinator::AddCredits(Waiter* w, int n, int limit) {
+  {
+    std::lock_guard<std::mutex> g(wake_mu_);
+    w->capacity = std::min(w->capacity + n, limit);
+  }
+  w->cv.notify_all();
+}
+
+absl::StatusOr<std::vector<ActivityTask>> Coordinator::TakeTasks(
+    Waiter* w, int wait_ms, const std::function<bool()>& cancelled, uint64_t* scanned) {
+  return ClaimTasks(w->activities, w->worker, 0, wait_ms, cancelled, scanned, w);
 }
 
 absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& activity,
@@ -812,33 +848,43 @@ absl::StatusOr<ActivityTask> Coordinator::GetActivityTask(const std::string& act
 
 absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
     const std::vector<std::string>& activities, const std::string& worker, int max_tasks,
-    int wait_ms, const std::function<bool()>& cancelled, uint64_t* scanned) {
+    int wait_ms, const std::function<bool()>& cancelled, uint64_t* scanned, Waiter* subscription) {
   using Tasks = std::vector<ActivityTask>;
   if (activities.empty()) return absl::InvalidArgumentError("activities: must not be empty");
   if (worker.size() > 80) return absl::InvalidArgumentError("worker_name: longer than 80 characters");
   wait_ms = std::clamp(wait_ms <= 0 ? 60000 : wait_ms, 1, 60000);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-  Waiter me;
-  me.worker = worker;
-  me.capacity = std::max(1, max_tasks);
+  Waiter local;
+  Waiter& me = subscription != nullptr ? *subscription : local;
   std::vector<Pollers*> mine;
   {
     std::lock_guard<std::mutex> g(wake_mu_);
     for (const auto& a : activities) {
       Pollers* p = &pollers_[a];
-      p->waiters.push_back(&me);
+      if (subscription == nullptr) p->waiters.push_back(&me);
       mine.push_back(p);
     }
+  }
+  if (subscription == nullptr) {
+    me.worker = worker;
+    me.capacity = std::max(1, max_tasks);
   }
   struct Unregister {
     Coordinator* self;
     Waiter* me;
     std::vector<Pollers*>& mine;
+    bool active;
     ~Unregister() {
+      if (!active) return;
       std::lock_guard<std::mutex> g(self->wake_mu_);
       for (Pollers* p : mine) p->waiters.erase(std::find(p->waiters.begin(), p->waiters.end(), me));
     }
-  } unregister{this, &me, mine};
+  } unregister{this, &me, mine, subscription == nullptr};
+  // Tasks returned use up a subscription's credits.
+  auto take = [&](Tasks t) {
+    if (subscription != nullptr) me.capacity -= static_cast<int>(t.size());
+    return t;
+  };
   auto seq_sum = [&] {
     uint64_t sum = 0;
     for (Pollers* p : mine) sum += p->seq;
@@ -851,10 +897,18 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
       std::lock_guard<std::mutex> g(wake_mu_);
       if (stopping_) return Tasks{};
       seq = seq_sum();
+      if (!me.mailbox.empty() && (me.reserved == 0 || me.persistent)) {
+        return take(std::move(me.mailbox));
+      }
     }
     if (cancelled && cancelled()) return Tasks{};  // e.g. a worker stream that ended
     bool contended = false;
-    const bool skip_scan = scanned != nullptr && *scanned == seq;
+    bool no_credit;
+    {
+      std::lock_guard<std::mutex> g(wake_mu_);
+      no_credit = me.capacity - me.reserved - static_cast<int>(me.mailbox.size()) <= 0;
+    }
+    const bool skip_scan = no_credit || (scanned != nullptr && *scanned == seq);
     for (size_t k = 0; !skip_scan && k < activities.size(); ++k) {
       const std::string& activity = activities[(first + k) % activities.size()];
       auto candidates = store_->RunnableTasks(activity, 16);
@@ -914,21 +968,24 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
           }
           Tasks out;
           out.push_back(std::move(task));
-          return out;
+          std::lock_guard<std::mutex> g(wake_mu_);
+          return take(std::move(out));
         }
         if (s.code() == absl::StatusCode::kUnavailable) return s;
         if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
       }
     }
-    if (scanned != nullptr && !contended) *scanned = seq;  // found nothing as of `seq`
+    if (scanned != nullptr && !contended && !no_credit) *scanned = seq;  // found nothing as of `seq`
     std::unique_lock<std::mutex> lock(wake_mu_);
     while (true) {
-      if (me.reserved > 0) {  // transitions are handing us tasks: wait for them
+      if (!me.mailbox.empty() && (me.reserved == 0 || me.persistent)) {
+        return take(std::move(me.mailbox));  // handed off by transitions
+      }
+      if (me.reserved > 0 && !me.persistent) {  // hand-offs in flight: this waiter must live
         me.idle = false;
         me.cv.wait(lock);
         continue;
       }
-      if (!me.mailbox.empty()) return std::move(me.mailbox);  // handed off by transitions
       if (stopping_ || seq_sum() != seq) break;
       if (cancelled && cancelled()) return Tasks{};
       auto now = std::chrono::steady_clock::now();
@@ -936,11 +993,13 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
       // Locked candidates: look again soon. Otherwise wait for a wake-up,
       // waking every 250 ms only to notice a cancelled call.
       auto slice = contended ? std::chrono::milliseconds(2) : std::chrono::milliseconds(250);
+      const int free_before = me.capacity;
       me.idle = true;
       const bool timed_out =
           me.cv.wait_until(lock, std::min(deadline, now + slice)) == std::cv_status::timeout;
       me.idle = false;
       if (timed_out && contended) break;
+      if (no_credit && me.capacity > free_before) break;  // credits came: scan
     }
   }
 }

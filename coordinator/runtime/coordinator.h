@@ -101,6 +101,7 @@ struct ValidationResult {
 
 class Coordinator {
  public:
+  struct Waiter;
   Coordinator(storage::PgStore* store, CoordinatorOptions options);
   ~Coordinator();  // stops the background threads
 
@@ -156,7 +157,8 @@ class Coordinator {
                                                        const std::string& worker, int max_tasks,
                                                        int wait_ms,
                                                        const std::function<bool()>& cancelled,
-                                                       uint64_t* scanned = nullptr);
+                                                       uint64_t* scanned = nullptr,
+                                                       Waiter* subscription = nullptr);
   // A worker stream's completion: as SendTaskSuccess, except for a callback
   // (.waitForTaskToken) task, whose state waits for SendTaskSuccess or
   // SendTaskFailure with its token: then only checks that it is still open.
@@ -171,6 +173,40 @@ class Coordinator {
   absl::Status SendTaskFailure(const std::string& token, const std::string& error,
                                const std::string& cause);
   absl::Status SendTaskHeartbeat(const std::string& token);
+
+  // A dispatch waiter: a long poll's (for one call) or a worker stream's
+  // (for the stream's life, a Subscription). Opaque to callers.
+  struct Waiter {
+    std::condition_variable cv;
+    bool idle = false;  // waiting for a wake-up
+    // A stream's: takes hand-offs whenever it has free capacity, even while
+    // its dispatcher is busy pushing.
+    bool persistent = false;
+    std::string worker;
+    std::vector<std::string> activities;
+    // In-process hand-off: a transition that opens a task of one of this
+    // waiter's activities reserves a waiter with free capacity, starts the
+    // task in the same transaction and, once committed, leaves it in the
+    // mailbox. While reserved the waiter does not return (the transaction
+    // is short).
+    int capacity = 1;  // tasks it can take (a stream's: its free credits)
+    int reserved = 0;
+    std::vector<ActivityTask> mailbox;
+  };
+  // A worker stream's waiter, registered until Unsubscribe.
+  std::unique_ptr<Waiter> Subscribe(const std::vector<std::string>& activities,
+                                    const std::string& worker, int credits);
+  // Waits until no hand-off is in flight to `w`, then unregisters it; the
+  // tasks still in its mailbox are returned (the caller gives them back).
+  std::vector<ActivityTask> Unsubscribe(Waiter* w);
+  // Sets a subscription's free credits to min(credits + n, limit).
+  void AddCredits(Waiter* w, int n, int limit);
+  // A subscription's dispatch: tasks handed off to it or found by a scan,
+  // as many as its free credits (which they use up); empty when none came
+  // within wait_ms or `cancelled()`.
+  absl::StatusOr<std::vector<ActivityTask>> TakeTasks(Waiter* w, int wait_ms,
+                                                      const std::function<bool()>& cancelled,
+                                                      uint64_t* scanned);
 
   // Runs one sweep of due timers and task deadlines now (tests).
   absl::Status SweepOnce();
@@ -252,18 +288,6 @@ class Coordinator {
   // A bump wakes one poller, which passes it on when it saw more runnable
   // tasks than the one it took; a rescan wakes them all. (Waking every
   // poller for every new task made them all chase the same task.)
-  struct Waiter {
-    std::condition_variable cv;
-    bool idle = false;  // waiting for a wake-up
-    std::string worker;
-    // In-process hand-off: a transition that opens a task of one of this
-    // waiter's activities reserves an idle waiter, starts the task in the
-    // same transaction and, once committed, leaves it in the mailbox. While
-    // reserved the waiter does not return (the transaction is short).
-    int capacity = 1;  // tasks it can take at once
-    int reserved = 0;
-    std::vector<ActivityTask> mailbox;
-  };
   struct HandOff {
     Waiter* waiter;
     int64_t task_id;

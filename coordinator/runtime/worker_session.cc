@@ -41,28 +41,24 @@ absl::Status ValidateRegistration(const WorkerRegistration& r) {
 
 WorkerSession::WorkerSession(Coordinator* c, WorkerRegistration reg,
                              std::function<bool(const ActivityTask&)> push)
-    : c_(c), reg_(std::move(reg)), push_(std::move(push)), credits_(reg_.initial_credits < 0 ? reg_.max_concurrency : reg_.initial_credits) {}
+    : c_(c), reg_(std::move(reg)), push_(std::move(push)) {
+  waiter_ = c_->Subscribe(reg_.activities, reg_.identity,
+                          reg_.initial_credits < 0 ? reg_.max_concurrency : reg_.initial_credits);
+}
 
 void WorkerSession::Run() {
   int backoff_ms = 10;
   uint64_t scanned = UINT64_MAX;  // no scan yet
-  while (true) {
-    int credits;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return closed_ || credits_ > 0; });
-      if (closed_) return;
-      credits = credits_;
-    }
-    auto cancelled = [this] {
-      std::lock_guard<std::mutex> g(mu_);
-      return closed_;
-    };
-    // Up to `credits` tasks at once (transitions hand new tasks to waiting
-    // streams in their own transaction). An idle stream rescans every 30 s:
-    // the safety net for a task whose coordinator died between its commit
-    // and its (coalesced) NOTIFY.
-    auto tasks = c_->ClaimTasks(reg_.activities, reg_.identity, credits, 30000, cancelled, &scanned);
+  auto cancelled = [this] {
+    std::lock_guard<std::mutex> g(mu_);
+    return closed_;
+  };
+  while (!cancelled()) {
+    // Tasks handed to this stream by the transitions that opened them, or
+    // found by a scan, up to its free credits. An idle stream rescans every
+    // 30 s: the safety net for a task whose coordinator died between its
+    // commit and its (coalesced) NOTIFY.
+    auto tasks = c_->TakeTasks(waiter_.get(), 30000, cancelled, &scanned);
     if (!tasks.ok()) {
       // Database unavailable: try again with a growing pause (the stream
       // stays open; the worker keeps its tasks).
@@ -87,7 +83,6 @@ void WorkerSession::Run() {
       closed = closed_;
       if (!closed) {
         for (const auto& t : *tasks) {
-          --credits_;
           in_flight_[t.task_token] =
               InFlight{t.timeout_seconds.has_value() || t.heartbeat_seconds.has_value()};
         }
@@ -108,12 +103,13 @@ void WorkerSession::Run() {
 
 absl::Status WorkerSession::Grant(int n) {
   if (n < 1 || n > 1000) return absl::InvalidArgumentError("credit.tasks: must be 1 to 1000");
+  int limit;
   {
     std::lock_guard<std::mutex> g(mu_);
     // Never more credits than the registered capacity minus tasks held.
-    credits_ = std::min(credits_ + n, reg_.max_concurrency - static_cast<int>(in_flight_.size()));
+    limit = reg_.max_concurrency - static_cast<int>(in_flight_.size());
   }
-  cv_.notify_all();
+  c_->AddCredits(waiter_.get(), n, limit);
   return absl::OkStatus();
 }
 
@@ -152,18 +148,22 @@ void WorkerSession::Close() {
   std::map<std::string, InFlight> left;
   {
     std::lock_guard<std::mutex> g(mu_);
+    if (closed_) return;
     closed_ = true;
-    left.swap(in_flight_);
   }
   cv_.notify_all();
+  c_->AddCredits(waiter_.get(), 0, 0);  // wakes a waiting TakeTasks
+  // Tasks handed off to this stream and not taken by Run: nobody has them.
+  for (const auto& t : c_->Unsubscribe(waiter_.get())) {
+    (void)c_->ReleaseTask(t.task_token, reg_.identity);
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    left.swap(in_flight_);
+  }
   for (const auto& [token, f] : left) {
     if (!f.has_deadline) (void)c_->ReleaseTask(token, reg_.identity);
   }
-}
-
-int WorkerSession::credits() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return credits_;
 }
 
 size_t WorkerSession::in_flight() const {

@@ -60,7 +60,6 @@ class WorkerSession {
   // The stream ended: stops Run() and settles the unfinished tasks.
   void Close();
 
-  int credits() const;
   size_t in_flight() const;
 
  private:
@@ -74,7 +73,7 @@ class WorkerSession {
   std::function<bool(const ActivityTask&)> push_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  int credits_ = 0;
+  std::unique_ptr<Coordinator::Waiter> waiter_;  // holds the free credits
   bool closed_ = false;
   std::map<std::string, InFlight> in_flight_;
 };
