@@ -1093,12 +1093,17 @@ std::string MeasureSaga(Pg& pg, const Options& o, CoordinatorProcess& proc,
   while (load.succeeded.load() < 2 && Since(t0) < 30) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // States entered by one finished execution.
-  const std::string entered = pg.One(
-      "SELECT count(*) FROM history_events h JOIN executions e USING (execution_id) "
-      "WHERE e.execution_id = (SELECT execution_id FROM executions WHERE state_machine = '" +
-      std::string(kSagaMachine) +
-      "' AND status = 2 LIMIT 1) AND h.type LIKE '%StateEntered'");
+  // States entered by one finished execution (the first may still be
+  // committing when its last handler has run).
+  std::string entered = "0";
+  while (std::atoi(entered.c_str()) == 0 && Since(t0) < 30) {
+    entered = pg.One(
+        "SELECT count(*) FROM history_events h JOIN executions e USING (execution_id) "
+        "WHERE e.execution_id = (SELECT execution_id FROM executions WHERE state_machine = '" +
+        std::string(kSagaMachine) +
+        "' AND status = 2 LIMIT 1) AND h.type LIKE '%StateEntered'");
+    if (std::atoi(entered.c_str()) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   const int per_execution = std::max(1, std::atoi(entered.c_str()));
   Window w = Measure(pg, load, proc, o, per_execution, "order saga (5 tasks)");
   load.Stop();
