@@ -909,6 +909,7 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
       no_credit = me.capacity - me.reserved - static_cast<int>(me.mailbox.size()) <= 0;
     }
     const bool skip_scan = no_credit || (scanned != nullptr && *scanned == seq);
+    bool any_skipped = false;  // a candidate another poll here was claiming
     for (size_t k = 0; !skip_scan && k < activities.size(); ++k) {
       const std::string& activity = activities[(first + k) % activities.size()];
       auto candidates = store_->RunnableTasks(activity, 16);
@@ -974,7 +975,11 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
         if (s.code() == absl::StatusCode::kUnavailable) return s;
         if (s.code() == absl::StatusCode::kResourceExhausted) contended = true;
       }
+      if (skipped > 0) any_skipped = true;
     }
+    // Skipped candidates (their execution was being claimed by another poll
+    // here, maybe for another activity): look again soon, as for locked rows.
+    if (any_skipped) contended = true;
     if (scanned != nullptr && !contended && !no_credit) *scanned = seq;  // found nothing as of `seq`
     std::unique_lock<std::mutex> lock(wake_mu_);
     while (true) {

@@ -449,7 +449,7 @@ void Worker::Start() {
   Impl& w = *impl_;
   {
     std::lock_guard<std::mutex> g(w.mu);
-    if (w.started) return;
+    if (w.started || w.closing) return;  // running, or shut down before it started
     w.started = true;
   }
   grpc::ChannelArguments args;
