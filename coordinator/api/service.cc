@@ -247,6 +247,12 @@ grpc::Status SagaService::WorkerStream(
   reg.max_concurrency = msg.register_().max_concurrency();
   if (msg.register_().has_initial_credits()) reg.initial_credits = msg.register_().initial_credits();
   if (absl::Status s = runtime::ValidateRegistration(reg); !s.ok()) return ToGrpc(s);
+  {
+    std::vector<std::string> held(msg.register_().held_task_tokens().begin(),
+                                  msg.register_().held_task_tokens().end());
+    auto reclaimed = c_->ReclaimLostTasks(reg.identity, held);
+    if (!reclaimed.ok()) return ToGrpc(reclaimed.status());
+  }
 
   std::mutex write_mu;  // one writer at a time; reads run beside writes
   auto write = [&](const v1::CoordinatorMessage& m) {

@@ -1069,6 +1069,23 @@ absl::Status Coordinator::Succeed(const std::string& token, const std::string& o
   return IsNoWrite(s) ? absl::OkStatus() : s;
 }
 
+absl::StatusOr<int> Coordinator::ReclaimLostTasks(const std::string& worker,
+                                                  const std::vector<std::string>& held_tokens) {
+  std::set<std::pair<std::string, int64_t>> held;
+  for (const auto& t : held_tokens) {
+    auto ref = tokens_.Decode(t);
+    if (ref.ok()) held.insert({ref->execution_id, ref->task_id});
+  }
+  auto started = store_->TasksStartedBy(worker);
+  if (!started.ok()) return started.status();
+  int n = 0;
+  for (const auto& t : *started) {
+    if (held.count({t.execution_id, t.task_id})) continue;
+    if (ReleaseTask(tokens_.Encode(TaskRef{t.execution_id, t.task_id}), worker).ok()) ++n;
+  }
+  return n;
+}
+
 absl::Status Coordinator::ReleaseTask(const std::string& token, const std::string& worker) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();

@@ -167,6 +167,12 @@ class Coordinator {
   // history event; the next delivery records another ActivityStarted).
   // Only the worker holding it (`worker`, its identity) can.
   absl::Status ReleaseTask(const std::string& token, const std::string& worker);
+  // A worker (re)registering says which tasks it still holds: every other
+  // task started for its identity was lost on the way (its coordinator died
+  // between committing the start and pushing it, or the stream broke) and is
+  // given back, to be delivered again as the same attempt. Returns how many.
+  absl::StatusOr<int> ReclaimLostTasks(const std::string& worker,
+                                       const std::vector<std::string>& held_tokens);
   // This process's random instance id.
   const std::string& instance() const { return instance_; }
   absl::Status SendTaskSuccess(const std::string& token, const std::string& output);

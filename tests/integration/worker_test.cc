@@ -478,6 +478,51 @@ TEST_F(Workers, ShutdownGivesUnfinishedTasksBack) {
   w2.Shutdown(seconds(1));
 }
 
+// A task started for a worker that never got it (its coordinator died
+// between the commit and the push; here: a stream dropped before reading)
+// is delivered again when that worker registers without it among the tasks
+// it holds, as the same attempt, long before its heartbeat timeout.
+TEST_F(Workers, LostTaskIsRedeliveredWhenItsWorkerRegistersAgain) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Lost", OneTask("w.lost", R"(,"HeartbeatSeconds":60)"))));
+  auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::SagaCoordinator::NewStub(channel);
+  auto open = [&](grpc::ClientContext* ctx) {
+    auto s = stub->WorkerStream(ctx);
+    pb::WorkerMessage m;
+    m.mutable_register_()->set_identity("forgetful");
+    m.mutable_register_()->add_activities("w.lost");
+    m.mutable_register_()->set_max_concurrency(1);
+    EXPECT_TRUE(s->Write(m));
+    pb::CoordinatorMessage in;
+    EXPECT_TRUE(s->Read(&in) && in.has_registered());
+    return s;
+  };
+  std::string first_key;
+  {
+    grpc::ClientContext ctx;
+    auto s = open(&ctx);
+    std::string arn = Run("Lost", "{}");
+    pb::CoordinatorMessage in;
+    ASSERT_TRUE(s->Read(&in) && in.has_task());
+    first_key = in.task().idempotency_key();
+    ctx.TryCancel();  // gone without a word; the task has a heartbeat deadline, so it stays started
+  }
+  grpc::ClientContext ctx;
+  auto s = open(&ctx);  // holds nothing
+  pb::CoordinatorMessage in;
+  ASSERT_TRUE(s->Read(&in) && in.has_task());
+  EXPECT_EQ(in.task().idempotency_key(), first_key);
+  EXPECT_EQ(in.task().attempt(), 0);
+  pb::WorkerMessage done;
+  done.mutable_complete()->set_request_id(1);
+  done.mutable_complete()->set_task_token(in.task().task_token());
+  done.mutable_complete()->set_output("{}");
+  ASSERT_TRUE(s->Write(done));
+  ASSERT_TRUE(s->Read(&in) && in.has_ack());
+  EXPECT_EQ(in.ack().code(), 0) << in.ack().message();
+  ctx.TryCancel();
+}
+
 TEST_F(Workers, BadRegistrationIsRefusedNamingTheField) {
   auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
   auto stub = pb::SagaCoordinator::NewStub(channel);

@@ -418,10 +418,18 @@ class StreamWorker:
                     return
                 busy = len(self._running)
                 initial = 0 if self._stopping else max(0, self.concurrency - busy)
+                # Tasks still held (running, or their result not acked yet):
+                # every other task started for this identity is redelivered.
+                held = [t for t, r in self._running.items() if not r.released]
+                for p in self._outbox.values():
+                    kind = p.msg.WhichOneof("message")
+                    if kind in ("complete", "fail"):
+                        held.append(getattr(p.msg, kind).task_token)
             outgoing = queue.Queue()
             outgoing.put(pb.WorkerMessage(register=pb.RegisterWorker(
                 identity=self.identity, activities=sorted(self.activities),
-                max_concurrency=self.concurrency, initial_credits=initial)))
+                max_concurrency=self.concurrency, initial_credits=initial,
+                held_task_tokens=held)))
             call = self._stub.WorkerStream(_messages(outgoing))
             registered = False
             try:

@@ -369,6 +369,14 @@ struct Worker::Impl {
         std::lock_guard<std::mutex> g(mu);
         int busy = static_cast<int>(running.size());
         reg.mutable_register_()->set_initial_credits(stopping ? 0 : std::max(0, opts.concurrency - busy));
+        // Held: tasks running here, and those whose result waits to be sent.
+        for (const auto& [token, r] : running) {
+          if (!r.abandoned) reg.mutable_register_()->add_held_task_tokens(token);
+        }
+        for (const auto& [id, p] : outbox) {
+          if (p.msg.has_complete()) reg.mutable_register_()->add_held_task_tokens(p.msg.complete().task_token());
+          if (p.msg.has_fail()) reg.mutable_register_()->add_held_task_tokens(p.msg.fail().task_token());
+        }
       }
       v1::CoordinatorMessage in;
       bool registered = s->Write(reg) && s->Read(&in) && in.has_registered();

@@ -99,6 +99,11 @@ constexpr Query kRunnableTasks{
     "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
     "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input FROM tasks "
     "WHERE activity = $1 AND started_us IS NULL ORDER BY scheduled_us LIMIT $2"};
+constexpr Query kTasksStartedBy{
+    "tasks_started_by",
+    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input FROM tasks "
+    "WHERE worker = $1 AND started_us IS NOT NULL"};
 constexpr Query kDueTimers{"due_timers",
                            "SELECT execution_id, timer_id, fire_at_us FROM timers "
                            "WHERE fire_at_us <= $1 ORDER BY fire_at_us LIMIT $2"};
@@ -183,7 +188,7 @@ constexpr Query kAllQueries[] = {
     kLockExecution, kLockExecutionSkip, kGetExecution, kFindExecution, kInsertExecution,
     kUpdateExecution, kInsertEvents, kLoadEvents, kHistoryAsc, kHistoryDesc, kInsertTasks,
     kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kReleaseTask, kInsertTimers, kDeleteTimers,
-    kRunnableTasks, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
+    kRunnableTasks, kTasksStartedBy, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
     kWriteTransitionIfVersion,
     kWriteNewExecution, kGetStateMachine};
 
@@ -814,6 +819,19 @@ absl::StatusOr<std::vector<TaskRecord>> PgStore::RunnableTasks(const std::string
                      [&](pqxx::connection& c) -> absl::StatusOr<std::vector<TaskRecord>> {
                        pqxx::nontransaction w(c);
                        auto r = w.exec_prepared(kRunnableTasks.name, activity, limit);
+                       std::vector<TaskRecord> out;
+                       for (const auto& row : r) {
+                         out.push_back(RowToTask(row, row[0].as<std::string>(), 1));
+                       }
+                       return out;
+                     });
+}
+
+absl::StatusOr<std::vector<TaskRecord>> PgStore::TasksStartedBy(const std::string& worker) {
+  return impl_->With("tasks started by",
+                     [&](pqxx::connection& c) -> absl::StatusOr<std::vector<TaskRecord>> {
+                       pqxx::nontransaction w(c);
+                       auto r = w.exec_prepared(kTasksStartedBy.name, worker);
                        std::vector<TaskRecord> out;
                        for (const auto& row : r) {
                          out.push_back(RowToTask(row, row[0].as<std::string>(), 1));

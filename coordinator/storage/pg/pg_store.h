@@ -199,6 +199,8 @@ class PgStore {
 
   // Work discovery (no locks; Transition re-checks).
   absl::StatusOr<std::vector<TaskRecord>> RunnableTasks(const std::string& activity, int limit);
+  // Tasks started for `worker` (its identity) and still open.
+  absl::StatusOr<std::vector<TaskRecord>> TasksStartedBy(const std::string& worker);
   absl::StatusOr<std::vector<TimerRecord>> DueTimers(int64_t now_us, int limit);
   absl::StatusOr<std::vector<DueDeadline>> DueDeadlines(int64_t now_us, int limit);
   // The earliest timer or task deadline, if any.
