@@ -166,6 +166,15 @@ grpc::Status SagaService::StopExecution(grpc::ServerContext*, const v1::StopExec
   return grpc::Status::OK;
 }
 
+grpc::Status SagaService::RedriveExecution(grpc::ServerContext*,
+                                           const v1::RedriveExecutionRequest* req,
+                                           v1::RedriveExecutionResponse* resp) {
+  auto r = c_->RedriveExecution(req->execution_arn());
+  if (!r.ok()) return ToGrpc(r.status());
+  resp->set_redrive_date(Ts(*r));
+  return grpc::Status::OK;
+}
+
 grpc::Status SagaService::GetActivityTask(grpc::ServerContext* ctx,
                                           const v1::GetActivityTaskRequest* req,
                                           v1::GetActivityTaskResponse* resp) {

@@ -41,6 +41,8 @@ class SagaService final : public saga::v1::SagaCoordinator::Service {
                                    v1::GetExecutionHistoryResponse*) override;
   grpc::Status StopExecution(grpc::ServerContext*, const v1::StopExecutionRequest*,
                              v1::StopExecutionResponse*) override;
+  grpc::Status RedriveExecution(grpc::ServerContext*, const v1::RedriveExecutionRequest*,
+                                v1::RedriveExecutionResponse*) override;
   grpc::Status GetActivityTask(grpc::ServerContext*, const v1::GetActivityTaskRequest*,
                                v1::GetActivityTaskResponse*) override;
   grpc::Status SendTaskSuccess(grpc::ServerContext*, const v1::SendTaskSuccessRequest*,

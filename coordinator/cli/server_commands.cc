@@ -421,6 +421,15 @@ class Session {
     return Print(Obj({{"stopDate", json::Value(resp.stop_date())}}));
   }
 
+  int RedriveExecution(const Args& a) {
+    pb::RedriveExecutionRequest req;
+    req.set_execution_arn(a.positionals[0]);
+    pb::RedriveExecutionResponse resp;
+    grpc::Status s = Call(&Stub::RedriveExecution, req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    return Print(Obj({{"redriveDate", json::Value(resp.redrive_date())}}));
+  }
+
   int GetActivityTask(const Args& a) {
     pb::GetActivityTaskRequest req;
     req.set_activity(a.Get("--activity"));
@@ -656,6 +665,13 @@ const std::vector<CommandSpec>& Commands() {
        {},
        "EXECUTION_ARN",
        &Session::StopExecution},
+      {"redrive-execution",
+       "EXECUTION_ARN",
+       {},
+       {},
+       {},
+       "EXECUTION_ARN",
+       &Session::RedriveExecution},
       {"get-activity-task",
        "--activity A [--worker W] [--wait-seconds S]",
        {"--activity", "--worker", "--wait-seconds"},

@@ -67,6 +67,7 @@ class FakeSaga final : public pb::SagaCoordinator::Service {
   FakeRpc<pb::ListExecutionsRequest, pb::ListExecutionsResponse> list_executions;
   FakeRpc<pb::GetExecutionHistoryRequest, pb::GetExecutionHistoryResponse> get_execution_history;
   FakeRpc<pb::StopExecutionRequest, pb::StopExecutionResponse> stop_execution;
+  FakeRpc<pb::RedriveExecutionRequest, pb::RedriveExecutionResponse> redrive_execution;
   FakeRpc<pb::GetActivityTaskRequest, pb::GetActivityTaskResponse> get_activity_task;
   FakeRpc<pb::SendTaskSuccessRequest, pb::SendTaskSuccessResponse> send_task_success;
   FakeRpc<pb::SendTaskFailureRequest, pb::SendTaskFailureResponse> send_task_failure;
@@ -112,6 +113,10 @@ class FakeSaga final : public pb::SagaCoordinator::Service {
   grpc::Status StopExecution(grpc::ServerContext*, const pb::StopExecutionRequest* req,
                              pb::StopExecutionResponse* resp) override {
     return stop_execution.Handle(req, resp);
+  }
+  grpc::Status RedriveExecution(grpc::ServerContext*, const pb::RedriveExecutionRequest* req,
+                                pb::RedriveExecutionResponse* resp) override {
+    return redrive_execution.Handle(req, resp);
   }
   grpc::Status GetActivityTask(grpc::ServerContext*, const pb::GetActivityTaskRequest* req,
                                pb::GetActivityTaskResponse* resp) override {
@@ -723,6 +728,28 @@ TEST_F(ServerCommandsTest, GetExecutionHistoryMergesDetails) {
   EXPECT_TRUE(reqs[0].reverse_order());
   EXPECT_EQ(reqs[1].next_token(), "2");
   EXPECT_TRUE(reqs[1].reverse_order());
+}
+
+TEST_F(ServerCommandsTest, RedriveExecution) {
+  fake_.redrive_execution.Set([](const auto&, pb::RedriveExecutionResponse* resp) {
+    resp->set_redrive_date(kDate2);
+    return grpc::Status::OK;
+  });
+  Result r = Run({"redrive-execution", kArn});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"redriveDate\":\"2024-05-01T10:00:05.000Z\"}\n");
+  auto reqs = fake_.redrive_execution.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].execution_arn(), kArn);
+  fake_.redrive_execution.Set([](const auto&, pb::RedriveExecutionResponse*) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "execution_arn: the execution SUCCEEDED; only FAILED, TIMED_OUT and "
+                        "ABORTED executions can be redriven");
+  });
+  r = Run({"redrive-execution", kArn});
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, testing::HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(r.err, testing::HasSubstr("execution_arn"));
 }
 
 TEST_F(ServerCommandsTest, StopExecution) {

@@ -251,6 +251,52 @@ class Decider {
     return absl::InternalError("timer owner is in no waiting phase");
   }
 
+  absl::Status Handle(const RedriveCommand&) {
+    if (!s_->finished()) {
+      return absl::FailedPreconditionError(
+          "execution_arn: the execution is RUNNING; only FAILED, TIMED_OUT and ABORTED executions "
+          "can be redriven");
+    }
+    if (s_->status == ExecutionStatus::kSucceeded) {
+      return absl::FailedPreconditionError(
+          "execution_arn: the execution SUCCEEDED; only FAILED, TIMED_OUT and ABORTED executions "
+          "can be redriven");
+    }
+    if (now_ - s_->stop_us > kRedriveWindowUs) {
+      return absl::FailedPreconditionError(
+          "execution_arn: the execution stopped more than 14 days ago and can no longer be redriven");
+    }
+    auto root = s_->frames.find(0);
+    if (root == s_->frames.end() || root->second.state < 0) {
+      return absl::FailedPreconditionError("execution_arn: the execution never entered a state");
+    }
+    for (const auto& [id, f] : s_->frames) {
+      if (id != 0 && f.state >= 0 && f.current().type == StateType::kCompensate &&
+          !f.compensation_plan.empty()) {
+        return absl::UnimplementedError(
+            "execution_arn: redriving a rollback inside a Parallel branch or Map iteration is not "
+            "supported yet");
+      }
+    }
+    const bool resume_rollback = root->second.current().type == StateType::kCompensate &&
+                                 !root->second.compensation_plan.empty();
+    const std::vector<int64_t> plan = root->second.compensation_plan;
+    json::Value d = Details("redriveCount", json::Value(s_->redrive_count + 1));
+    int64_t timer = 0;
+    if (s_->machine->timeout_seconds) {
+      timer = s_->next_timer_id;
+      d.Set("timerId", json::Value(timer));
+    }
+    RETURN_IF_ERROR(Emit(EventType::kExecutionRedriven, 0, "", std::move(d)));
+    if (timer != 0) {
+      d_->timers.push_back({timer, now_ + *s_->machine->timeout_seconds * 1000000});
+    }
+    if (resume_rollback) return ContinueCompensation(0, plan);
+    const Frame& f = s_->frames.at(0);
+    Enter(0, f.state, f.input);
+    return absl::OkStatus();
+  }
+
   absl::Status Handle(const StopCommand& c) {
     if (s_->finished()) return absl::FailedPreconditionError("execution has finished");
     if (s_->status != ExecutionStatus::kRunning) {

@@ -64,9 +64,20 @@ struct StopCommand {
   std::optional<std::string> error;
   std::optional<std::string> cause;
 };
+// RedriveExecution, as Step Functions: a FAILED, TIMED_OUT or ABORTED
+// execution (stopped at most 14 days ago) runs again from where it stopped,
+// keeping what completed: the top-level state that failed or was running is
+// entered again with the input it had; a top-level Compensate state whose
+// rollback failed resumes with the compensation that failed (the ones that
+// succeeded are not run again). A Parallel or Map state is run again whole
+// (Step Functions reruns only its unsuccessful branches or iterations).
+struct RedriveCommand {};
+inline constexpr int64_t kRedriveWindowUs = int64_t{14} * 24 * 3600 * 1000000;
+
 using Command =
     std::variant<StartCommand, TaskStartedCommand, TaskHeartbeatCommand, TaskSucceededCommand,
-                 TaskFailedCommand, TaskTimedOutCommand, TimerFiredCommand, StopCommand>;
+                 TaskFailedCommand, TaskTimedOutCommand, TimerFiredCommand, StopCommand,
+                 RedriveCommand>;
 
 // An activity (or compensation) the caller must dispatch to a worker.
 struct TaskRequest {

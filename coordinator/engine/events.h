@@ -24,6 +24,7 @@ namespace saga::engine {
   X(ExecutionFailed)         \
   X(ExecutionAborted)        \
   X(ExecutionTimedOut)       \
+  X(ExecutionRedriven)       \
   X(TaskStateEntered)        \
   X(TaskStateExited)         \
   X(TaskStateAborted)        \

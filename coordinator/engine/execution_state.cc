@@ -74,7 +74,6 @@ void EraseSubtree(ExecutionState* s, int32_t id) {
 void Finish(ExecutionState* s, const Event& e, ExecutionStatus status) {
   s->status = status;
   s->stop_us = e.timestamp_us;
-  s->frames.clear();
   s->open_tasks.clear();
   s->open_timers.clear();
   s->execution_timer_id = 0;
@@ -116,6 +115,36 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
     root.id = 0;
     root.machine = s->machine.get();
     s->frames.emplace(0, std::move(root));
+    if (int64_t t = IntField(d, "timerId"); t != 0) {
+      s->execution_timer_id = t;
+      s->open_timers[t] = -1;
+      s->next_timer_id = std::max(s->next_timer_id, t + 1);
+    }
+    return absl::OkStatus();
+  }
+  if (e.type == EventType::kExecutionRedriven) {
+    if (!s->finished() || s->status == ExecutionStatus::kSucceeded) {
+      return Corrupt(e, "only a FAILED, TIMED_OUT or ABORTED execution is redriven");
+    }
+    auto root = s->frames.find(0);
+    if (root == s->frames.end()) return Corrupt(e, "no top-level frame to redrive");
+    s->status = ExecutionStatus::kRunning;
+    s->stop_us = 0;
+    s->has_error = s->has_cause = false;
+    s->error.clear();
+    s->cause.clear();
+    ++s->redrive_count;
+    // The top-level frame carries on; everything below it starts afresh.
+    for (auto it = s->frames.begin(); it != s->frames.end();) {
+      it = it->first == 0 ? std::next(it) : s->frames.erase(it);
+    }
+    Frame& f = root->second;
+    f.phase = Phase::kIdle;
+    f.task_id = 0;
+    f.timer_id = 0;
+    f.retry_count = 0;
+    std::fill(f.retrier_attempts.begin(), f.retrier_attempts.end(), 0);
+    std::fill(f.compensation_attempts.begin(), f.compensation_attempts.end(), 0);
     if (int64_t t = IntField(d, "timerId"); t != 0) {
       s->execution_timer_id = t;
       s->open_timers[t] = -1;
@@ -410,7 +439,7 @@ json::Value ExecutionState::Debug() const {
   o.Set("times", json::Value(saga::StrCat(start_us, "|", stop_us)));
   o.Set("counters", json::Value(saga::StrCat(last_event_id, "|", next_task_id, "|", next_timer_id,
                                              "|", next_frame_id, "|", execution_timer_id, "|",
-                                             next_compensation_seq)));
+                                             next_compensation_seq, "|", redrive_count)));
   json::Array fr;
   for (const auto& [id, f] : frames) {
     json::Value x = json::Value::EmptyObject();

@@ -110,6 +110,8 @@ struct ExecutionState {
   int64_t next_timer_id = 1;
   int32_t next_frame_id = 1;
   int64_t execution_timer_id = 0;
+  int64_t redrive_count = 0;
+  // Frames are kept when the execution ends (RedriveExecution resumes there).
   std::map<int32_t, Frame> frames;
   std::map<int64_t, int32_t> open_tasks;          // task id -> frame
   std::map<int64_t, int32_t> open_timers;         // timer id -> frame (-1: execution timeout)

@@ -656,6 +656,24 @@ absl::StatusOr<int64_t> Coordinator::StopExecution(const std::string& arn, const
   return stopped;
 }
 
+absl::StatusOr<int64_t> Coordinator::RedriveExecution(const std::string& arn) {
+  auto row = ResolveExecution(arn);
+  if (!row.ok()) return row.status();
+  int64_t redriven = 0;
+  absl::Status s = ApplyCommand(
+      row->execution_id,
+      [&](const engine::ExecutionState&,
+          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+        return std::optional<engine::Command>(engine::RedriveCommand{});
+      },
+      [&](const engine::ExecutionState&, storage::Writes* w) {
+        if (!w->events.empty()) redriven = w->events.front().timestamp_us;
+      },
+      false);
+  if (!s.ok()) return s;
+  return redriven;
+}
+
 // ---------------------------------------------------------------------------
 // Activities
 

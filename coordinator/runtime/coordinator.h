@@ -140,6 +140,8 @@ class Coordinator {
                                                                  std::string* next_token);
   absl::StatusOr<int64_t> StopExecution(const std::string& arn, const std::string& error,
                                         const std::string& cause);
+  // engine::RedriveCommand; the time of the redrive.
+  absl::StatusOr<int64_t> RedriveExecution(const std::string& arn);
 
   // --- activities ---
   // Long poll: waits up to wait_ms for a runnable task of `activity`, or

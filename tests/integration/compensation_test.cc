@@ -40,6 +40,9 @@ class SagaWorkers {
     for (const auto& s : steps) {
       w_->Register("x.do." + s, [this, s](sw::TaskContext&) -> sw::Result {
         if (s.rfind("fail", 0) == 0) return sw::TaskError{"Step.Failed", s + " failed"};
+        if (s.rfind("fixable", 0) == 0 && !fixed_.load()) {
+          return sw::TaskError{"Step.Broken", s + " is broken until fixed"};
+        }
         return R"({"done":")" + s + "\"}";
       });
       w_->Register("x.undo." + s, [this, s](sw::TaskContext& ctx) -> sw::Result {
@@ -56,6 +59,9 @@ class SagaWorkers {
             return sw::TaskError{"Undo.Busy", "try again"};
           }
           if (s.rfind("broken", 0) == 0) return sw::TaskError{"Undo.Broken", "cannot undo " + s};
+          if (s.rfind("undofix", 0) == 0 && !fixed_.load()) {
+            return sw::TaskError{"Undo.Broken", "cannot undo " + s + " until fixed"};
+          }
           undone_.push_back(s);
           EXPECT_TRUE(ctx.info().compensation);
           EXPECT_EQ(ctx.info().compensated_state, s);
@@ -67,6 +73,8 @@ class SagaWorkers {
   }
   ~SagaWorkers() { w_->Shutdown(seconds(1)); }
 
+  // From now on "fixable*" steps and "undofix*" undos succeed.
+  void Fix() { fixed_ = true; }
   // The undo of `step` blocks (once started) until Release().
   void Hold(const std::string& step) {
     std::lock_guard<std::mutex> g(mu_);
@@ -103,6 +111,7 @@ class SagaWorkers {
   std::map<std::string, std::set<std::string>> keys_;
   std::optional<std::string> hold_;
   bool held_ = false;
+  std::atomic<bool> fixed_{false};
 };
 
 std::string Task(const std::string& name, const std::string& next, bool compensation = true,
@@ -137,6 +146,14 @@ std::vector<std::string> CompensationsStarted(const std::vector<pb::HistoryEvent
     }
   }
   return out;
+}
+
+grpc::Status Redrive(Stub* stub, const std::string& arn) {
+  grpc::ClientContext ctx;
+  pb::RedriveExecutionRequest req;
+  req.set_execution_arn(arn);
+  pb::RedriveExecutionResponse resp;
+  return stub->RedriveExecution(&ctx, req, &resp);
 }
 
 class Compensation : public PgTest {
@@ -302,6 +319,60 @@ TEST_F(Compensation, CoordinatorKilledDuringARollbackFinishesItExactlyOnceInOrde
   ASSERT_TRUE(h.ok());
   EXPECT_TRUE(ConsecutiveIds(*h));
   EXPECT_THAT(CompensationsStarted(*h), ElementsAre("s3", "s2", "s1"));
+}
+
+TEST_F(Compensation, RedriveFinishesAFailedRollbackWithoutRepeatingCompensations) {
+  SagaWorkers w(c_->address(), {"first", "undofix", "last", "fail"});
+  const std::string def = R"({"StartAt":"first","States":{)" + Task("first", "undofix") + "," +
+                          Task("undofix", "last") + "," + Task("last", "fail") + "," +
+                          Task("fail", "", false,
+                               R"(,"Catch":[{"ErrorEquals":["States.ALL"],"Next":"undo"}])") +
+                          R"(,"undo":{"Type":"Compensate","Next":"failed"},
+    "failed":{"Type":"Fail","Error":"Order.Failed"}}})";
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Redrive", def)));
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "Redrive", "r", "{}", &arn)));
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(30));
+  ASSERT_EQ(e.status(), pb::FAILED);
+  ASSERT_EQ(e.error(), "Saga.CompensationFailed");
+  EXPECT_THAT(w.Undone(), ElementsAre("last"));
+  // A running or succeeded execution cannot be redriven; this one can, once.
+  w.Fix();
+  ASSERT_TRUE(IsOk(Redrive(stub_.get(), arn)));
+  e = WaitFinished(stub_.get(), arn, seconds(30));
+  ASSERT_EQ(e.status(), pb::FAILED) << e.error() << " " << e.cause();
+  EXPECT_EQ(e.error(), "Order.Failed");
+  EXPECT_THAT(w.Undone(), ElementsAre("last", "undofix", "first"));
+  EXPECT_EQ(w.Attempts("last"), 1);     // not run again
+  EXPECT_EQ(w.Attempts("undofix"), 2);  // failed once, then after the redrive
+  EXPECT_EQ(w.Attempts("first"), 1);
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ExecutionRedriven"), 1);
+  EXPECT_TRUE(ConsecutiveIds(*h));
+}
+
+TEST_F(Compensation, RedriveRunsAFailedStepAgainAndRefusesOtherExecutions) {
+  SagaWorkers w(c_->address(), {"a", "fixable"});
+  const std::string def = R"({"StartAt":"a","States":{)" + Task("a", "fixable") + "," +
+                          Task("fixable", "", false) + "}}";
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Fixable", def)));
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "Fixable", "f", "{}", &arn)));
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(30));
+  ASSERT_EQ(e.status(), pb::FAILED);
+  EXPECT_EQ(e.error(), "Step.Broken");
+  w.Fix();
+  ASSERT_TRUE(IsOk(Redrive(stub_.get(), arn)));
+  e = WaitFinished(stub_.get(), arn, seconds(30));
+  ASSERT_EQ(e.status(), pb::SUCCEEDED) << e.error() << " " << e.cause();
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "TaskStateEntered", "a"), 1);  // kept, not run again
+  EXPECT_EQ(CountEvents(*h, "TaskStateEntered", "fixable"), 2);
+  EXPECT_TRUE(HasCode(Redrive(stub_.get(), arn), grpc::StatusCode::FAILED_PRECONDITION, "SUCCEEDED"));
+  EXPECT_TRUE(HasCode(Redrive(stub_.get(), "arn:saga:states:::execution:Fixable:nope"),
+                      grpc::StatusCode::NOT_FOUND, "execution_arn"));
 }
 
 }  // namespace
