@@ -160,7 +160,7 @@ grpc::Status SagaService::GetExecutionHistory(grpc::ServerContext*,
 
 grpc::Status SagaService::StopExecution(grpc::ServerContext*, const v1::StopExecutionRequest* req,
                                         v1::StopExecutionResponse* resp) {
-  auto r = c_->StopExecution(req->execution_arn(), req->error(), req->cause());
+  auto r = c_->StopExecution(req->execution_arn(), req->error(), req->cause(), req->compensate());
   if (!r.ok()) return ToGrpc(r.status());
   resp->set_stop_date(Ts(*r));
   return grpc::Status::OK;

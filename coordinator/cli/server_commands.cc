@@ -415,6 +415,7 @@ class Session {
     req.set_execution_arn(a.positionals[0]);
     req.set_error(a.Get("--error"));
     req.set_cause(a.Get("--cause"));
+    req.set_compensate(a.Has("--compensate"));
     pb::StopExecutionResponse resp;
     grpc::Status s = Call(&Stub::StopExecution, req, &resp);
     if (!s.ok()) return RpcFail(s);
@@ -659,9 +660,9 @@ const std::vector<CommandSpec>& Commands() {
        "EXECUTION_ARN",
        &Session::GetExecutionHistory},
       {"stop-execution",
-       "EXECUTION_ARN [--error E] [--cause C]",
+       "EXECUTION_ARN [--error E] [--cause C] [--compensate]",
        {"--error", "--cause"},
-       {},
+       {"--compensate"},
        {},
        "EXECUTION_ARN",
        &Session::StopExecution},

@@ -765,6 +765,12 @@ TEST_F(ServerCommandsTest, StopExecution) {
   EXPECT_EQ(reqs[0].execution_arn(), kArn);
   EXPECT_EQ(reqs[0].error(), "Ops.Abort");
   EXPECT_EQ(reqs[0].cause(), "bad deploy");
+  EXPECT_FALSE(reqs[0].compensate());
+  r = Run({"stop-execution", kArn, "--compensate"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  reqs = fake_.stop_execution.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_TRUE(reqs[1].compensate());
 }
 
 // --- Activities --------------------------------------------------------------

@@ -168,7 +168,12 @@ class Decider {
   }
 
   bool IsCompensation(const Frame& f) const {
-    return f.state >= 0 && f.current().type == StateType::kCompensate;
+    return f.stop_rollback || (f.state >= 0 && f.current().type == StateType::kCompensate);
+  }
+  // The state named in compensation events: the Compensate state, or none
+  // for a stop's rollback.
+  std::string CompensationStateName(const Frame& f) const {
+    return f.stop_rollback ? std::string() : f.current().name;
   }
 
   absl::Status Handle(const TaskStartedCommand& c) {
@@ -181,7 +186,8 @@ class Decider {
       }
     }
     return Emit(IsCompensation(*f) ? EventType::kCompensationStarted : EventType::kActivityStarted,
-                f->id, f->current().name, std::move(d));
+                f->id, IsCompensation(*f) ? CompensationStateName(*f) : f->current().name,
+                std::move(d));
   }
 
   absl::Status Handle(const TaskHeartbeatCommand& c) { return TaskFrame(c.task_id).status(); }
@@ -244,7 +250,7 @@ class Decider {
       return ExitState(f.id, *out, Details());
       (void)st;
     }
-    if (f.phase == Phase::kRetryWait && f.current().type == StateType::kCompensate) {
+    if (f.phase == Phase::kRetryWait && IsCompensation(f)) {
       return ContinueCompensation(f.id, f.compensation_plan);
     }
     if (f.phase == Phase::kRetryWait) return RunAttempt(f.id);
@@ -278,7 +284,7 @@ class Decider {
             "supported yet");
       }
     }
-    const bool resume_rollback = root->second.current().type == StateType::kCompensate &&
+    const bool resume_rollback = IsCompensation(root->second) &&
                                  !root->second.compensation_plan.empty();
     const std::vector<int64_t> plan = root->second.compensation_plan;
     json::Value d = Details("redriveCount", json::Value(s_->redrive_count + 1));
@@ -301,6 +307,27 @@ class Decider {
     if (s_->finished()) return absl::FailedPreconditionError("execution has finished");
     if (s_->status != ExecutionStatus::kRunning) {
       return absl::FailedPreconditionError("execution has not started");
+    }
+    if (c.compensate) {
+      const Frame& root = s_->frames.at(0);
+      if (root.stop_rollback) {
+        return absl::FailedPreconditionError(
+            "execution_arn: the execution is already rolling back for a stop");
+      }
+      std::vector<int64_t> plan;
+      for (auto it = s_->compensations.rbegin(); it != s_->compensations.rend(); ++it) {
+        if (!it->done) plan.push_back(it->seq);
+      }
+      if (!plan.empty()) {
+        for (const auto& [timer, owner] : s_->open_timers) {
+          if (owner != -1) d_->cancelled_timers.push_back(timer);
+        }
+        for (const auto& [task, _] : s_->open_tasks) d_->cancelled_tasks.push_back(task);
+        json::Value d = Details();
+        Failure{c.error, c.cause}.AddTo(&d);
+        RETURN_IF_ERROR(Emit(EventType::kExecutionStopRequested, 0, "", std::move(d)));
+        return ContinueCompensation(0, std::move(plan));
+      }
     }
     return EndExecution(EventType::kExecutionAborted, Failure{c.error, c.cause});
   }
@@ -1073,7 +1100,16 @@ class Decider {
 
   absl::Status ContinueCompensation(int32_t fid, std::vector<int64_t> plan) {
     Frame& f = s_->frames.at(fid);
+    if (plan.empty() && f.stop_rollback) {
+      const json::Value* err = s_->stop_request.Find("error");
+      const json::Value* cause = s_->stop_request.Find("cause");
+      Failure fl;
+      if (err != nullptr && err->is_string()) fl.error = err->as_string();
+      if (cause != nullptr && cause->is_string()) fl.cause = cause->as_string();
+      return EndExecution(EventType::kExecutionAborted, fl);
+    }
     const State& st = f.current();
+    const std::string event_state = CompensationStateName(f);
     if (plan.empty()) {
       json::Value report =
           f.compensation_report.is_array() ? f.compensation_report : json::Value::EmptyArray();
@@ -1104,11 +1140,11 @@ class Decider {
     for (int64_t q : plan) remaining.push_back(json::Value(q));
     d.Set("plan", json::Value(std::move(remaining)));
     d.Set("retriers", json::Value(static_cast<int64_t>(target->compensation->retry.size())));
-    RETURN_IF_ERROR(Emit(EventType::kCompensationScheduled, fid, st.name, std::move(d)));
+    RETURN_IF_ERROR(Emit(EventType::kCompensationScheduled, fid, event_state, std::move(d)));
     TaskRequest t;
     t.task_id = task_id;
     t.frame = fid;
-    t.state_name = st.name;
+    t.state_name = event_state;
     t.resource = target->compensation->resource;
     t.input = rec->input;
     t.timeout_seconds = target->compensation->timeout_seconds;
@@ -1149,7 +1185,8 @@ class Decider {
     d.Set("compensatedState", json::Value(rec->state_name));
     d.Set("output", output);
     const int32_t fid = f->id;
-    RETURN_IF_ERROR(Emit(EventType::kCompensationSucceeded, fid, f->current().name, std::move(d)));
+    RETURN_IF_ERROR(
+        Emit(EventType::kCompensationSucceeded, fid, CompensationStateName(*f), std::move(d)));
     Frame& fr = s_->frames.at(fid);
     return ContinueCompensation(fid, fr.compensation_plan);
   }
@@ -1165,7 +1202,7 @@ class Decider {
       return absl::InternalError("compensated state has no Compensation");
     }
     const int32_t fid = f->id;
-    const std::string state_name = f->current().name;
+    const std::string state_name = CompensationStateName(*f);
     json::Value d = Details("taskId", json::Value(f->task_id));
     d.Set("seq", json::Value(rec->seq));
     d.Set("compensatedState", json::Value(rec->state_name));

@@ -63,6 +63,12 @@ struct TimerFiredCommand {
 struct StopCommand {
   std::optional<std::string> error;
   std::optional<std::string> cause;
+  // Saga extension: first compensate every completed step not compensated
+  // yet, latest first (ExecutionStopRequested, then the Compensation*
+  // events), then end ABORTED; a compensation that still fails after its
+  // Retry ends the execution FAILED with Saga.CompensationFailed (redrive
+  // resumes the rollback). Nothing to compensate: an ordinary stop.
+  bool compensate = false;
 };
 // RedriveExecution, as Step Functions: a FAILED, TIMED_OUT or ABORTED
 // execution (stopped at most 14 days ago) runs again from where it stopped,

@@ -25,6 +25,7 @@ namespace saga::engine {
   X(ExecutionAborted)        \
   X(ExecutionTimedOut)       \
   X(ExecutionRedriven)       \
+  X(ExecutionStopRequested)  \
   X(TaskStateEntered)        \
   X(TaskStateExited)         \
   X(TaskStateAborted)        \

@@ -145,6 +145,7 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
     f.retry_count = 0;
     std::fill(f.retrier_attempts.begin(), f.retrier_attempts.end(), 0);
     std::fill(f.compensation_attempts.begin(), f.compensation_attempts.end(), 0);
+    if (f.compensation_plan.empty()) f.stop_rollback = false;  // its rollback was complete
     if (int64_t t = IntField(d, "timerId"); t != 0) {
       s->execution_timer_id = t;
       s->open_timers[t] = -1;
@@ -153,6 +154,30 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
     return absl::OkStatus();
   }
   if (s->status != ExecutionStatus::kRunning) return Corrupt(e, "execution is not running");
+
+  if (e.type == EventType::kExecutionStopRequested) {
+    // StopExecution with compensation: everything running is cancelled (the
+    // execution's own TimeoutSeconds stays); the top-level frame rolls back.
+    auto root = s->frames.find(0);
+    if (root == s->frames.end()) return Corrupt(e, "no top-level frame");
+    for (auto it = s->frames.begin(); it != s->frames.end();) {
+      it = it->first == 0 ? std::next(it) : s->frames.erase(it);
+    }
+    for (auto it = s->open_tasks.begin(); it != s->open_tasks.end();) it = s->open_tasks.erase(it);
+    for (auto it = s->open_timers.begin(); it != s->open_timers.end();) {
+      it = it->second == -1 ? std::next(it) : s->open_timers.erase(it);
+    }
+    Frame& f = root->second;
+    f.phase = Phase::kIdle;
+    f.task_id = 0;
+    f.timer_id = 0;
+    f.stop_rollback = true;
+    f.compensation_plan.clear();
+    f.compensation_report = json::Value();
+    f.compensation_seq = 0;
+    s->stop_request = d;
+    return absl::OkStatus();
+  }
 
   switch (e.type) {
     case EventType::kExecutionSucceeded:
@@ -440,6 +465,7 @@ json::Value ExecutionState::Debug() const {
   o.Set("counters", json::Value(saga::StrCat(last_event_id, "|", next_task_id, "|", next_timer_id,
                                              "|", next_frame_id, "|", execution_timer_id, "|",
                                              next_compensation_seq, "|", redrive_count)));
+  o.Set("stopRequest", stop_request);
   json::Array fr;
   for (const auto& [id, f] : frames) {
     json::Value x = json::Value::EmptyObject();
@@ -447,7 +473,7 @@ json::Value ExecutionState::Debug() const {
     x.Set("shape", json::Value(saga::StrCat(f.parent, "|", f.index, "|", f.state, "|",
                                             static_cast<int>(f.phase), "|", f.entered_us, "|",
                                             f.entered_event, "|", f.retry_count, "|", f.task_id,
-                                            "|", f.timer_id)));
+                                            "|", f.timer_id, "|", f.stop_rollback)));
     json::Array ra;
     for (int64_t a : f.retrier_attempts) ra.push_back(json::Value(a));
     x.Set("retriers", json::Value(std::move(ra)));

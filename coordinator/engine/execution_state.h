@@ -84,6 +84,10 @@ struct Frame {
   json::Value compensation_report;
   int64_t compensation_seq = 0;                // the compensation being run
   std::vector<int64_t> compensation_attempts;  // its retriers' counters
+  // The top-level frame rolling back for StopExecution with compensation:
+  // its compensations run as a Compensate state's would, then the execution
+  // ends ABORTED.
+  bool stop_rollback = false;
 
   const asl::State& current() const { return machine->states[static_cast<size_t>(state)]; }
 };
@@ -111,6 +115,7 @@ struct ExecutionState {
   int32_t next_frame_id = 1;
   int64_t execution_timer_id = 0;
   int64_t redrive_count = 0;
+  json::Value stop_request;  // ExecutionStopRequested details (error, cause)
   // Frames are kept when the execution ends (RedriveExecution resumes there).
   std::map<int32_t, Frame> frames;
   std::map<int64_t, int32_t> open_tasks;          // task id -> frame

@@ -175,5 +175,62 @@ TEST(Redrive, RefusesRunningSucceededAndTooOldExecutions) {
   EXPECT_THAT(std::string(late.status().message()), testing::HasSubstr("14 days"));
 }
 
+constexpr char kThreeSteps[] = R"({"StartAt":"A","States":{
+    "A":{"Type":"Task","Resource":"a","Compensation":{"Resource":"undo.a"},"Next":"B"},
+    "B":{"Type":"Task","Resource":"b","Compensation":{"Resource":"undo.b"},"Next":"C"},
+    "C":{"Type":"Task","Resource":"c","Compensation":{"Resource":"undo.c"},"End":true}}})";
+
+TEST(StopWithCompensation, CompensatesCompletedStepsLatestFirstThenAborts) {
+  Exec r(kThreeSteps);
+  ASSERT_TRUE(r.Do(StartCommand{J("{}"), {}}).ok());
+  ASSERT_TRUE(r.Finish("A", true).ok());
+  ASSERT_TRUE(r.Finish("B", true).ok());
+  ASSERT_TRUE(r.HasOpen("C"));
+  StopCommand stop{std::string("Ops.Stop"), std::string("customer cancelled"), true};
+  auto d = r.Do(stop);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->events.front().type, EventType::kExecutionStopRequested);
+  EXPECT_EQ(d->cancelled_tasks.size(), 1u);  // C's task
+  EXPECT_EQ(r.st().status, ExecutionStatus::kRunning);
+  EXPECT_TRUE(r.HasOpen("undo:B"));
+  ASSERT_TRUE(r.Finish("undo:B", true).ok());
+  ASSERT_TRUE(r.Finish("undo:A", true).ok());
+  EXPECT_EQ(r.st().status, ExecutionStatus::kAborted);
+  EXPECT_EQ(r.st().error, "Ops.Stop");
+  EXPECT_EQ(r.st().cause, "customer cancelled");
+  EXPECT_EQ(r.Compensations("C"), 0);  // it never completed
+  r.ExpectReplayMatches();
+}
+
+TEST(StopWithCompensation, NothingToCompensateIsAnOrdinaryStop) {
+  Exec r(kThreeSteps);
+  ASSERT_TRUE(r.Do(StartCommand{J("{}"), {}}).ok());
+  auto d = r.Do(StopCommand{std::nullopt, std::nullopt, true});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(r.st().status, ExecutionStatus::kAborted);
+  EXPECT_EQ(d->events.front().type, EventType::kExecutionAborted);
+}
+
+TEST(StopWithCompensation, AFailedRollbackFailsTheExecutionAndRedriveFinishesIt) {
+  Exec r(kThreeSteps);
+  ASSERT_TRUE(r.Do(StartCommand{J("{}"), {}}).ok());
+  ASSERT_TRUE(r.Finish("A", true).ok());
+  ASSERT_TRUE(r.Finish("B", true).ok());
+  ASSERT_TRUE(r.Do(StopCommand{std::string("Ops.Stop"), std::nullopt, true}).ok());
+  EXPECT_EQ(r.Do(StopCommand{std::nullopt, std::nullopt, true}).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // already rolling back
+  ASSERT_TRUE(r.Finish("undo:B", false, "Refund.Down").ok());
+  ASSERT_EQ(r.st().status, ExecutionStatus::kFailed);
+  EXPECT_EQ(r.st().error, "Saga.CompensationFailed");
+  ASSERT_TRUE(r.Do(RedriveCommand{}).ok());
+  ASSERT_TRUE(r.Finish("undo:B", true).ok());
+  ASSERT_TRUE(r.Finish("undo:A", true).ok());
+  EXPECT_EQ(r.st().status, ExecutionStatus::kAborted);
+  EXPECT_EQ(r.st().error, "Ops.Stop");
+  EXPECT_EQ(r.Compensations("B"), 2);
+  EXPECT_EQ(r.Compensations("A"), 1);
+  r.ExpectReplayMatches();
+}
+
 }  // namespace
 }  // namespace saga::engine

@@ -632,7 +632,7 @@ absl::StatusOr<std::vector<engine::Event>> Coordinator::GetExecutionHistory(
 }
 
 absl::StatusOr<int64_t> Coordinator::StopExecution(const std::string& arn, const std::string& error,
-                                                   const std::string& cause) {
+                                                   const std::string& cause, bool compensate) {
   if (error.size() > 256) return absl::InvalidArgumentError("error: longer than 256 characters");
   if (cause.size() > 32768) return absl::InvalidArgumentError("cause: longer than 32768 characters");
   auto row = ResolveExecution(arn);
@@ -649,9 +649,14 @@ absl::StatusOr<int64_t> Coordinator::StopExecution(const std::string& arn, const
         engine::StopCommand c;
         if (!error.empty()) c.error = error;
         if (!cause.empty()) c.cause = cause;
+        c.compensate = compensate;
         return std::optional<engine::Command>(c);
       },
-      [&](const engine::ExecutionState& st, storage::Writes*) { stopped = st.stop_us; }, false);
+      [&](const engine::ExecutionState& st, storage::Writes* w) {
+        // Rolling back first: the time of the request.
+        stopped = st.finished() ? st.stop_us : (w->events.empty() ? 0 : w->events.front().timestamp_us);
+      },
+      false);
   if (!s.ok()) return s;
   return stopped;
 }
@@ -724,7 +729,7 @@ void Coordinator::FillTask(const engine::ExecutionState& st, const storage::Task
   const engine::Frame& f = st.frames.at(it->second);
   if (f.state < 0) return;
   const asl::State& state = f.current();
-  if (state.type == asl::StateType::kCompensate) {
+  if (f.stop_rollback || state.type == asl::StateType::kCompensate) {
     t->compensation = true;
     for (const auto& r : st.compensations) {
       if (r.seq != f.compensation_seq) continue;
@@ -1055,7 +1060,7 @@ bool IsNoWrite(const absl::Status& s) {
 
 bool IsCallback(const engine::ExecutionState& st, int64_t task_id) {
   const engine::Frame& f = st.frames.at(st.open_tasks.at(task_id));
-  return f.state >= 0 && f.current().type == asl::StateType::kTask &&
+  return !f.stop_rollback && f.state >= 0 && f.current().type == asl::StateType::kTask &&
          ActivityOf(f.current().resource) != f.current().resource;
 }
 

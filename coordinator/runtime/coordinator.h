@@ -138,8 +138,10 @@ class Coordinator {
                                                                  const std::string& page_token,
                                                                  int limit, bool reverse,
                                                                  std::string* next_token);
+  // With `compensate`, the completed steps are compensated first (see
+  // engine::StopCommand); the time of the stop, or of the request then.
   absl::StatusOr<int64_t> StopExecution(const std::string& arn, const std::string& error,
-                                        const std::string& cause);
+                                        const std::string& cause, bool compensate = false);
   // engine::RedriveCommand; the time of the redrive.
   absl::StatusOr<int64_t> RedriveExecution(const std::string& arn);
 

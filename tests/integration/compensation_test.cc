@@ -375,5 +375,46 @@ TEST_F(Compensation, RedriveRunsAFailedStepAgainAndRefusesOtherExecutions) {
                       grpc::StatusCode::NOT_FOUND, "execution_arn"));
 }
 
+TEST_F(Compensation, StopWithCompensationRollsBackThenAborts) {
+  SagaWorkers w(c_->address(), {"a", "b"});
+  std::atomic<bool> cancelled{false}, started{false};
+  sw::WorkerOptions o;
+  o.address = c_->address();
+  o.identity = "slow";
+  o.cancel_check_interval = milliseconds(200);
+  sw::Worker slow(o);
+  slow.Register("x.do.slow", [&](sw::TaskContext& ctx) -> sw::Result {
+    started = true;
+    cancelled = WaitUntil([&] { return ctx.Cancelled(); }, seconds(15));
+    return "{}";
+  });
+  slow.Start();
+  const std::string def = R"({"StartAt":"a","States":{)" + Task("a", "b") + "," + Task("b", "slow") +
+                          R"(,"slow":{"Type":"Task","Resource":"x.do.slow","End":true}}})";
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Stoppable", def)));
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "Stoppable", "s", "{}", &arn)));
+  ASSERT_TRUE(WaitUntil([&] { return started.load(); }, seconds(20)));
+  grpc::ClientContext ctx;
+  pb::StopExecutionRequest req;
+  req.set_execution_arn(arn);
+  req.set_error("Ops.Cancelled");
+  req.set_cause("customer cancelled the order");
+  req.set_compensate(true);
+  pb::StopExecutionResponse resp;
+  ASSERT_TRUE(IsOk(stub_->StopExecution(&ctx, req, &resp)));
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(30));
+  ASSERT_EQ(e.status(), pb::ABORTED) << e.error() << " " << e.cause();
+  EXPECT_EQ(e.error(), "Ops.Cancelled");
+  EXPECT_EQ(e.cause(), "customer cancelled the order");
+  EXPECT_THAT(w.Undone(), ElementsAre("b", "a"));
+  EXPECT_TRUE(WaitUntil([&] { return cancelled.load(); }, seconds(10)));  // the running step was told
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ExecutionStopRequested"), 1);
+  EXPECT_THAT(CompensationsStarted(*h), ElementsAre("b", "a"));
+  slow.Shutdown(seconds(1));
+}
+
 }  // namespace
 }  // namespace saga::itest
