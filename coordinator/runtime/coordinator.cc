@@ -185,13 +185,35 @@ absl::StatusOr<storage::StateMachineRecord> Coordinator::CreateStateMachine(
   return store_->CreateStateMachine(name, 1, definition, NowUs());
 }
 
+absl::StatusOr<storage::StateMachineRecord> Coordinator::LatestRevision(const std::string& name) {
+  const int64_t now = NowUs();
+  {
+    std::lock_guard<std::mutex> g(cache_mu_);
+    auto it = latest_.find(name);
+    if (it != latest_.end() && now - it->second.first < kLatestRevisionTtlUs) return it->second.second;
+  }
+  auto rec = store_->GetStateMachine(name, 0);
+  if (!rec.ok()) return rec.status();
+  std::lock_guard<std::mutex> g(cache_mu_);
+  if (latest_.size() > 10000) latest_.clear();
+  latest_[name] = {now, *rec};
+  return rec;
+}
+
+void Coordinator::ForgetLatest(const std::string& name) {
+  std::lock_guard<std::mutex> g(cache_mu_);
+  latest_.erase(name);
+}
+
 absl::StatusOr<storage::StateMachineRecord> Coordinator::UpdateStateMachine(
     const std::string& name, const std::string& definition) {
   const std::string n = StripArn(name);
   if (absl::Status s = CheckNameField("name", n); !s.ok()) return s;
   auto errors = Validate(definition);
   if (!errors.empty()) return DefinitionError(errors);
-  return store_->UpdateStateMachine(n, definition, NowUs());
+  auto r = store_->UpdateStateMachine(n, definition, NowUs());
+  ForgetLatest(n);
+  return r;
 }
 
 absl::StatusOr<storage::StateMachineRecord> Coordinator::DescribeStateMachine(
@@ -210,7 +232,9 @@ absl::StatusOr<std::vector<storage::StateMachineRecord>> Coordinator::ListStateM
 absl::Status Coordinator::DeleteStateMachine(const std::string& name_or_arn) {
   const std::string n = StripArn(name_or_arn);
   if (n.empty()) return absl::InvalidArgumentError("name: must not be empty");
-  return store_->DeleteStateMachine(n);
+  absl::Status s = store_->DeleteStateMachine(n);
+  ForgetLatest(n);
+  return s;
 }
 
 absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Coordinator::Machine(
@@ -491,7 +515,7 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
   if (!input.ok()) {
     return absl::InvalidArgumentError(saga::StrCat("input: ", saga::ToStd(input.status().message())));
   }
-  auto rec = store_->GetStateMachine(sm, 0);
+  auto rec = LatestRevision(sm);
   if (!rec.ok()) {
     if (rec.status().code() == absl::StatusCode::kNotFound) {
       return absl::NotFoundError(saga::StrCat("state_machine: state machine '", sm, "' does not exist"));

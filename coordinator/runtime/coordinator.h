@@ -259,6 +259,12 @@ class Coordinator {
   absl::Status ApplyCommand(const std::string& execution_id, const CommandFn& make,
                             const ExtraFn& extra, bool skip_locked);
 
+  // The latest revision of a state machine, cached for a second: as on Step
+  // Functions, executions started right after an update or delete made
+  // through another coordinator may still use the previous revision (this
+  // coordinator's own updates and deletes take effect at once).
+  absl::StatusOr<storage::StateMachineRecord> LatestRevision(const std::string& name);
+  void ForgetLatest(const std::string& name);
   absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Machine(const std::string& name,
                                                                    int revision,
                                                                    const std::string& definition);
@@ -292,6 +298,8 @@ class Coordinator {
   std::unordered_map<std::string, Cached> cache_;
   std::list<std::string> lru_;
   std::map<std::pair<std::string, int>, std::shared_ptr<const asl::StateMachine>> machines_;
+  static constexpr int64_t kLatestRevisionTtlUs = 1000000;
+  std::unordered_map<std::string, std::pair<int64_t, storage::StateMachineRecord>> latest_;
 
   // Wake-ups for long polls, per activity: a sequence number bumped when
   // tasks may have become runnable, and the condition its pollers wait on.
