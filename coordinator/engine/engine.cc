@@ -288,6 +288,29 @@ class Decider {
                                  !root->second.compensation_plan.empty();
     const std::vector<int64_t> plan = root->second.compensation_plan;
     json::Value d = Details("redriveCount", json::Value(s_->redrive_count + 1));
+    // A Parallel or Map that failed after starting its children: only the
+    // branches/iterations that did not succeed run again.
+    const Frame& r0 = root->second;
+    const StateType t0 = r0.current().type;
+    const bool resume_children = !resume_rollback &&
+                                 (t0 == StateType::kParallel || t0 == StateType::kMap) &&
+                                 !r0.child_done.empty() &&
+                                 r0.child_done.size() == r0.results.size();
+    std::vector<std::pair<int64_t, int32_t>> branches;  // index, new frame id
+    if (resume_children) {
+      json::Array resumed;
+      if (t0 == StateType::kParallel) {
+        for (size_t i = 0; i < r0.child_done.size(); ++i) {
+          if (r0.child_done[i]) continue;
+          const int32_t id = s_->next_frame_id + static_cast<int32_t>(branches.size());
+          branches.emplace_back(static_cast<int64_t>(i), id);
+          json::Value b = Details("index", json::Value(static_cast<int64_t>(i)));
+          b.Set("frameId", json::Value(static_cast<int64_t>(id)));
+          resumed.push_back(std::move(b));
+        }
+      }
+      d.Set("resumeChildren", json::Value(std::move(resumed)));
+    }
     int64_t timer = 0;
     if (s_->machine->timeout_seconds) {
       timer = s_->next_timer_id;
@@ -299,6 +322,14 @@ class Decider {
     }
     if (resume_rollback) return ContinueCompensation(0, plan);
     const Frame& f = s_->frames.at(0);
+    if (resume_children) {
+      if (t0 == StateType::kMap) return StartIterations(0);
+      if (branches.empty()) return FinishChildren(0);
+      for (const auto& [index, id] : branches) {
+        Enter(id, f.current().branches[static_cast<size_t>(index)]->start_at, f.effective);
+      }
+      return absl::OkStatus();
+    }
     Enter(0, f.state, f.input);
     return absl::OkStatus();
   }
@@ -812,14 +843,19 @@ class Decider {
       if (f.phase != Phase::kChildren) return absl::OkStatus();
       const State& st = f.current();
       const int64_t n = static_cast<int64_t>(f.items.size());
-      if (f.next_child >= n) {
+      // Iterations that succeeded before a redrive are kept, not run again.
+      int64_t index = f.next_child;
+      while (index < n && static_cast<size_t>(index) < f.child_done.size() &&
+             f.child_done[static_cast<size_t>(index)]) {
+        ++index;
+      }
+      if (index >= n) {
         if (f.running_children == 0) return FinishChildren(fid);
         return absl::OkStatus();
       }
       if (f.max_concurrency > 0 && f.running_children >= f.max_concurrency) {
         return absl::OkStatus();
       }
-      const int64_t index = f.next_child;
       json::Value item = f.items.as_array()[static_cast<size_t>(index)];
       json::Value iter_input = item;
       if (st.item_selector) {

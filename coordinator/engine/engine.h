@@ -75,8 +75,8 @@ struct StopCommand {
 // keeping what completed: the top-level state that failed or was running is
 // entered again with the input it had; a top-level Compensate state whose
 // rollback failed resumes with the compensation that failed (the ones that
-// succeeded are not run again). A Parallel or Map state is run again whole
-// (Step Functions reruns only its unsuccessful branches or iterations).
+// succeeded are not run again). A top-level Parallel or Map state that
+// failed reruns only its branches or iterations that did not succeed.
 struct RedriveCommand {};
 inline constexpr int64_t kRedriveWindowUs = int64_t{14} * 24 * 3600 * 1000000;
 

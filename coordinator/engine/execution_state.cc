@@ -146,6 +146,41 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
     std::fill(f.retrier_attempts.begin(), f.retrier_attempts.end(), 0);
     std::fill(f.compensation_attempts.begin(), f.compensation_attempts.end(), 0);
     if (f.compensation_plan.empty()) f.stop_rollback = false;  // its rollback was complete
+    if (const json::Value* resume = d.Find("resumeChildren")) {
+      // A Parallel or Map again, with what succeeded kept.
+      if (f.state < 0 || f.child_done.size() != f.results.size()) {
+        return Corrupt(e, "no children to resume");
+      }
+      f.phase = Phase::kChildren;
+      f.next_child = 0;
+      f.running_children = 0;
+      f.failed_children = 0;
+      f.finished_children = 0;
+      for (size_t i = 0; i < f.child_done.size(); ++i) {
+        if (f.child_done[i]) {
+          f.finished_children++;
+        } else {
+          f.results[i] = json::Value();
+        }
+      }
+      const asl::State& st = f.current();
+      for (const auto& r : resume->as_array()) {  // Parallel branches started again
+        const json::Value* idx = r.Find("index");
+        const json::Value* fid = r.Find("frameId");
+        if (idx == nullptr || fid == nullptr || idx->as_int() < 0 ||
+            static_cast<size_t>(idx->as_int()) >= st.branches.size()) {
+          return Corrupt(e, "bad resumed branch");
+        }
+        Frame c;
+        c.id = static_cast<int32_t>(fid->as_int());
+        c.parent = 0;
+        c.index = idx->as_int();
+        c.machine = st.branches[static_cast<size_t>(c.index)].get();
+        f.running_children++;
+        s->next_frame_id = std::max(s->next_frame_id, c.id + 1);
+        s->frames.emplace(c.id, std::move(c));
+      }
+    }
     if (int64_t t = IntField(d, "timerId"); t != 0) {
       s->execution_timer_id = t;
       s->open_timers[t] = -1;
@@ -224,6 +259,7 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
       f.retrier_attempts.assign(st->retry.size(), 0);
       f.compensation_plan.clear();
       f.compensation_report = json::Value();
+      f.child_done.clear();
       // A Wait whose duration could not be computed has no timer; a failure
       // event follows.
       if (e.type == EventType::kWaitStateEntered && IntField(d, "timerId") != 0) {
@@ -371,6 +407,7 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
       f.phase = Phase::kChildren;
       f.effective = ValueField(d, "input");
       f.results.assign(st.branches.size(), json::Value());
+      f.child_done.assign(st.branches.size(), false);
       f.running_children = static_cast<int64_t>(st.branches.size());
       f.finished_children = f.failed_children = 0;
       for (size_t i = 0; i < st.branches.size(); ++i) {
@@ -390,6 +427,7 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
       f.effective = ValueField(d, "input");
       f.items = ValueField(d, "items");
       f.results.assign(f.items.size(), json::Value());
+      f.child_done.assign(f.items.size(), false);
       f.next_child = 0;
       f.running_children = f.finished_children = f.failed_children = 0;
       f.max_concurrency = IntField(d, "maxConcurrency");
@@ -427,6 +465,7 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
       if (e.type == EventType::kParallelBranchSucceeded ||
           e.type == EventType::kMapIterationSucceeded) {
         p.results[idx] = ValueField(d, "output");
+        if (idx < p.child_done.size()) p.child_done[idx] = true;
         p.finished_children++;
       } else if (e.type == EventType::kParallelBranchFailed ||
                  e.type == EventType::kMapIterationFailed) {
@@ -441,12 +480,16 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
       return absl::OkStatus();
     }
     case EventType::kParallelStateSucceeded:
-    case EventType::kParallelStateFailed:
     case EventType::kMapStateSucceeded:
-    case EventType::kMapStateFailed:
       f.phase = Phase::kIdle;
       f.results.clear();
+      f.child_done.clear();
       f.items = json::Value();
+      return absl::OkStatus();
+    case EventType::kParallelStateFailed:
+    case EventType::kMapStateFailed:
+      // Results and items stay: a redrive reruns only what did not succeed.
+      f.phase = Phase::kIdle;
       return absl::OkStatus();
     default:
       return Corrupt(e, "unexpected event");
@@ -481,6 +524,9 @@ json::Value ExecutionState::Debug() const {
     x.Set("effective", f.effective);
     x.Set("items", f.items);
     x.Set("results", json::Value(json::Array(f.results)));
+    std::string done;
+    for (bool b : f.child_done) done.push_back(b ? '1' : '0');
+    x.Set("done", json::Value(done));
     x.Set("children",
           json::Value(saga::StrCat(f.next_child, "|", f.running_children, "|", f.finished_children,
                                    "|", f.failed_children, "|", f.max_concurrency, "|",

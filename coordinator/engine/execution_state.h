@@ -72,6 +72,9 @@ struct Frame {
   // Parallel / Map bookkeeping (phase == kChildren).
   json::Value items;  // Map items
   std::vector<json::Value> results;
+  // Which branches/iterations succeeded (kept after the state fails, so
+  // RedriveExecution reruns only the others).
+  std::vector<bool> child_done;
   int64_t next_child = 0;  // next Map iteration to start
   int64_t running_children = 0;
   int64_t finished_children = 0;

@@ -142,6 +142,45 @@ TEST(Redrive, ResumesAFailedRollbackWithTheCompensationThatFailed) {
   r.ExpectReplayMatches();
 }
 
+TEST(Redrive, AParallelRunsOnlyItsUnsuccessfulBranchesAgain) {
+  Exec r(R"({"StartAt":"P","States":{
+    "P":{"Type":"Parallel","End":true,"Branches":[
+      {"StartAt":"L","States":{"L":{"Type":"Task","Resource":"l","End":true}}},
+      {"StartAt":"R","States":{"R":{"Type":"Task","Resource":"r","End":true}}}]}}})");
+  ASSERT_TRUE(r.Do(StartCommand{J(R"({"n":1})"), {}}).ok());
+  ASSERT_TRUE(r.Finish("L", true).ok());
+  ASSERT_TRUE(r.Finish("R", false, "R.Broken").ok());
+  ASSERT_EQ(r.st().status, ExecutionStatus::kFailed);
+  auto d = r.Do(RedriveCommand{});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(r.HasOpen("R"));
+  EXPECT_FALSE(r.HasOpen("L"));
+  ASSERT_TRUE(r.Finish("R", true).ok());
+  ASSERT_EQ(r.st().status, ExecutionStatus::kSucceeded);
+  EXPECT_EQ(r.st().output, J(R"([{"ok":true},{"ok":true}])"));
+  EXPECT_EQ(r.Entered("L"), 1);
+  EXPECT_EQ(r.Entered("R"), 2);
+  EXPECT_EQ(r.Entered("P"), 1);
+  r.ExpectReplayMatches();
+}
+
+TEST(Redrive, AMapRunsOnlyItsUnsuccessfulIterationsAgain) {
+  Exec r(R"({"StartAt":"M","States":{
+    "M":{"Type":"Map","ItemsPath":"$.items","MaxConcurrency":1,"End":true,
+         "ItemProcessor":{"StartAt":"I","States":{"I":{"Type":"Task","Resource":"i","End":true}}}}}})");
+  ASSERT_TRUE(r.Do(StartCommand{J(R"({"items":[1,2,3]})"), {}}).ok());
+  ASSERT_TRUE(r.Finish("I", true).ok());   // item 0
+  ASSERT_TRUE(r.Finish("I", false).ok());  // item 1 fails the Map
+  ASSERT_EQ(r.st().status, ExecutionStatus::kFailed);
+  ASSERT_TRUE(r.Do(RedriveCommand{}).ok());
+  ASSERT_TRUE(r.Finish("I", true).ok());  // item 1 again
+  ASSERT_TRUE(r.Finish("I", true).ok());  // item 2
+  ASSERT_EQ(r.st().status, ExecutionStatus::kSucceeded);
+  EXPECT_EQ(r.st().output, J(R"([{"ok":true},{"ok":true},{"ok":true}])"));
+  EXPECT_EQ(r.Entered("I"), 4);  // 0, 1, then 1 and 2 after the redrive
+  r.ExpectReplayMatches();
+}
+
 TEST(Redrive, AnAbortedWaitStartsAgain) {
   Exec r(R"({"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":5,"End":true}}})");
   ASSERT_TRUE(r.Do(StartCommand{J("{}"), {}}).ok());
