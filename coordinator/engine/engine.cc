@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <set>
 #include <utility>
 
 #include "coordinator/asl/errors.h"
@@ -276,61 +277,82 @@ class Decider {
     if (root == s_->frames.end() || root->second.state < 0) {
       return absl::FailedPreconditionError("execution_arn: the execution never entered a state");
     }
+    // Every frame resumes where it stopped: a rollback with the compensation
+    // that failed; a Parallel or Map whose children failed with the
+    // branches/iterations that did not succeed; any other state that was
+    // running or failed is entered again with its input. Frames waiting for
+    // their children wait on.
+    std::set<int32_t> parents;
     for (const auto& [id, f] : s_->frames) {
-      if (id != 0 && f.state >= 0 && f.current().type == StateType::kCompensate &&
-          !f.compensation_plan.empty()) {
-        return absl::UnimplementedError(
-            "execution_arn: redriving a rollback inside a Parallel branch or Map iteration is not "
-            "supported yet");
-      }
+      if (f.parent >= 0) parents.insert(f.parent);
     }
-    const bool resume_rollback = IsCompensation(root->second) &&
-                                 !root->second.compensation_plan.empty();
-    const std::vector<int64_t> plan = root->second.compensation_plan;
-    json::Value d = Details("redriveCount", json::Value(s_->redrive_count + 1));
-    // A Parallel or Map that failed after starting its children: only the
-    // branches/iterations that did not succeed run again.
-    const Frame& r0 = root->second;
-    const StateType t0 = r0.current().type;
-    const bool resume_children = !resume_rollback &&
-                                 (t0 == StateType::kParallel || t0 == StateType::kMap) &&
-                                 !r0.child_done.empty() &&
-                                 r0.child_done.size() == r0.results.size();
-    std::vector<std::pair<int64_t, int32_t>> branches;  // index, new frame id
-    if (resume_children) {
-      json::Array resumed;
-      if (t0 == StateType::kParallel) {
-        for (size_t i = 0; i < r0.child_done.size(); ++i) {
-          if (r0.child_done[i]) continue;
-          const int32_t id = s_->next_frame_id + static_cast<int32_t>(branches.size());
-          branches.emplace_back(static_cast<int64_t>(i), id);
-          json::Value b = Details("index", json::Value(static_cast<int64_t>(i)));
-          b.Set("frameId", json::Value(static_cast<int64_t>(id)));
-          resumed.push_back(std::move(b));
+    json::Array restart, rollback, children;
+    std::vector<std::pair<int32_t, std::vector<std::pair<int64_t, int32_t>>>> branches;
+    int32_t next_frame = s_->next_frame_id;
+    for (const auto& [id, f] : s_->frames) {
+      if (parents.count(id) || f.phase == Phase::kDone) continue;  // waits for its children
+      if (f.state < 0) {
+        return absl::FailedPreconditionError(
+            "execution_arn: the execution stopped between states and cannot be redriven");
+      }
+      const StateType t = f.current().type;
+      if (IsCompensation(f) && !f.compensation_plan.empty()) {
+        rollback.push_back(json::Value(static_cast<int64_t>(id)));
+      } else if ((t == StateType::kParallel || t == StateType::kMap) && !f.child_done.empty() &&
+                 f.child_done.size() == f.results.size()) {
+        json::Value c = Details("frame", json::Value(static_cast<int64_t>(id)));
+        json::Array resumed;
+        std::vector<std::pair<int64_t, int32_t>> mine;
+        if (t == StateType::kParallel) {
+          for (size_t i = 0; i < f.child_done.size(); ++i) {
+            if (f.child_done[i]) continue;
+            const int32_t child = next_frame++;
+            mine.emplace_back(static_cast<int64_t>(i), child);
+            json::Value b = Details("index", json::Value(static_cast<int64_t>(i)));
+            b.Set("frameId", json::Value(static_cast<int64_t>(child)));
+            resumed.push_back(std::move(b));
+          }
         }
+        c.Set("branches", json::Value(std::move(resumed)));
+        children.push_back(std::move(c));
+        branches.emplace_back(id, std::move(mine));
+      } else {
+        restart.push_back(json::Value(static_cast<int64_t>(id)));
       }
-      d.Set("resumeChildren", json::Value(std::move(resumed)));
     }
+    json::Value d = Details("redriveCount", json::Value(s_->redrive_count + 1));
     int64_t timer = 0;
     if (s_->machine->timeout_seconds) {
       timer = s_->next_timer_id;
       d.Set("timerId", json::Value(timer));
     }
+    d.Set("restart", json::Value(restart));
+    d.Set("rollback", json::Value(rollback));
+    d.Set("children", json::Value(std::move(children)));
     RETURN_IF_ERROR(Emit(EventType::kExecutionRedriven, 0, "", std::move(d)));
     if (timer != 0) {
       d_->timers.push_back({timer, now_ + *s_->machine->timeout_seconds * 1000000});
     }
-    if (resume_rollback) return ContinueCompensation(0, plan);
-    const Frame& f = s_->frames.at(0);
-    if (resume_children) {
-      if (t0 == StateType::kMap) return StartIterations(0);
-      if (branches.empty()) return FinishChildren(0);
-      for (const auto& [index, id] : branches) {
-        Enter(id, f.current().branches[static_cast<size_t>(index)]->start_at, f.effective);
-      }
-      return absl::OkStatus();
+    for (const auto& v : restart) {
+      const Frame& f = s_->frames.at(static_cast<int32_t>(v.as_int()));
+      Enter(f.id, f.state, f.input);
     }
-    Enter(0, f.state, f.input);
+    for (const auto& v : rollback) {
+      const int32_t id = static_cast<int32_t>(v.as_int());
+      RETURN_IF_ERROR(ContinueCompensation(id, s_->frames.at(id).compensation_plan));
+    }
+    for (const auto& [id, mine] : branches) {
+      const Frame& f = s_->frames.at(id);
+      if (f.current().type == StateType::kMap) {
+        RETURN_IF_ERROR(StartIterations(id));
+      } else if (mine.empty()) {
+        RETURN_IF_ERROR(FinishChildren(id));
+      } else {
+        for (const auto& [index, child] : mine) {
+          Enter(child, f.current().branches[static_cast<size_t>(index)]->start_at, f.effective);
+        }
+      }
+    }
     return absl::OkStatus();
   }
 

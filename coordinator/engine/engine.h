@@ -72,11 +72,11 @@ struct StopCommand {
 };
 // RedriveExecution, as Step Functions: a FAILED, TIMED_OUT or ABORTED
 // execution (stopped at most 14 days ago) runs again from where it stopped,
-// keeping what completed: the top-level state that failed or was running is
-// entered again with the input it had; a top-level Compensate state whose
-// rollback failed resumes with the compensation that failed (the ones that
-// succeeded are not run again). A top-level Parallel or Map state that
-// failed reruns only its branches or iterations that did not succeed.
+// keeping what completed. Every frame resumes where it was: a state that
+// failed or was running is entered again with the input it had; a rollback
+// (Compensate state, or a stop's) resumes with the compensation that failed,
+// never re-running one that succeeded; a Parallel or Map whose children
+// failed reruns only the branches or iterations that did not succeed.
 struct RedriveCommand {};
 inline constexpr int64_t kRedriveWindowUs = int64_t{14} * 24 * 3600 * 1000000;
 

@@ -126,61 +126,79 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
     if (!s->finished() || s->status == ExecutionStatus::kSucceeded) {
       return Corrupt(e, "only a FAILED, TIMED_OUT or ABORTED execution is redriven");
     }
-    auto root = s->frames.find(0);
-    if (root == s->frames.end()) return Corrupt(e, "no top-level frame to redrive");
     s->status = ExecutionStatus::kRunning;
     s->stop_us = 0;
     s->has_error = s->has_cause = false;
     s->error.clear();
     s->cause.clear();
     ++s->redrive_count;
-    // The top-level frame carries on; everything below it starts afresh.
-    for (auto it = s->frames.begin(); it != s->frames.end();) {
-      it = it->first == 0 ? std::next(it) : s->frames.erase(it);
+    auto frame = [&](const json::Value& v) -> Frame* {
+      auto it = s->frames.find(static_cast<int32_t>(v.as_int()));
+      return it == s->frames.end() ? nullptr : &it->second;
+    };
+    auto list = [&](std::string_view k) {
+      const json::Value* v = d.Find(k);
+      return v != nullptr && v->is_array() ? v->as_array() : json::Array();
+    };
+    // Frames entered again: the StateEntered event that follows resets them.
+    for (const auto& v : list("restart")) {
+      Frame* f = frame(v);
+      if (f == nullptr) return Corrupt(e, "unknown frame to restart");
+      f->phase = Phase::kIdle;
+      f->task_id = 0;
+      f->timer_id = 0;
     }
-    Frame& f = root->second;
-    f.phase = Phase::kIdle;
-    f.task_id = 0;
-    f.timer_id = 0;
-    f.retry_count = 0;
-    std::fill(f.retrier_attempts.begin(), f.retrier_attempts.end(), 0);
-    std::fill(f.compensation_attempts.begin(), f.compensation_attempts.end(), 0);
-    if (f.compensation_plan.empty()) f.stop_rollback = false;  // its rollback was complete
-    if (const json::Value* resume = d.Find("resumeChildren")) {
-      // A Parallel or Map again, with what succeeded kept.
-      if (f.state < 0 || f.child_done.size() != f.results.size()) {
+    // Rollbacks resuming with the compensation that failed, retries afresh.
+    for (const auto& v : list("rollback")) {
+      Frame* f = frame(v);
+      if (f == nullptr) return Corrupt(e, "unknown frame to roll back");
+      f->phase = Phase::kIdle;
+      f->task_id = 0;
+      f->timer_id = 0;
+      f->compensation_seq = 0;
+    }
+    // A Parallel or Map again, with what succeeded kept.
+    for (const auto& c : list("children")) {
+      const json::Value* id = c.Find("frame");
+      Frame* f = id != nullptr ? frame(*id) : nullptr;
+      if (f == nullptr || f->state < 0 || f->child_done.size() != f->results.size()) {
         return Corrupt(e, "no children to resume");
       }
-      f.phase = Phase::kChildren;
-      f.next_child = 0;
-      f.running_children = 0;
-      f.failed_children = 0;
-      f.finished_children = 0;
-      for (size_t i = 0; i < f.child_done.size(); ++i) {
-        if (f.child_done[i]) {
-          f.finished_children++;
+      f->phase = Phase::kChildren;
+      f->timer_id = 0;
+      f->next_child = 0;
+      f->running_children = 0;
+      f->failed_children = 0;
+      f->finished_children = 0;
+      for (size_t i = 0; i < f->child_done.size(); ++i) {
+        if (f->child_done[i]) {
+          f->finished_children++;
         } else {
-          f.results[i] = json::Value();
+          f->results[i] = json::Value();
         }
       }
-      const asl::State& st = f.current();
-      for (const auto& r : resume->as_array()) {  // Parallel branches started again
+      const asl::State& st = f->current();
+      const json::Value* resumed = c.Find("branches");
+      for (const auto& r : resumed != nullptr && resumed->is_array() ? resumed->as_array()
+                                                                       : json::Array()) {
         const json::Value* idx = r.Find("index");
         const json::Value* fid = r.Find("frameId");
         if (idx == nullptr || fid == nullptr || idx->as_int() < 0 ||
             static_cast<size_t>(idx->as_int()) >= st.branches.size()) {
           return Corrupt(e, "bad resumed branch");
         }
-        Frame c;
-        c.id = static_cast<int32_t>(fid->as_int());
-        c.parent = 0;
-        c.index = idx->as_int();
-        c.machine = st.branches[static_cast<size_t>(c.index)].get();
-        f.running_children++;
-        s->next_frame_id = std::max(s->next_frame_id, c.id + 1);
-        s->frames.emplace(c.id, std::move(c));
+        Frame b;
+        b.id = static_cast<int32_t>(fid->as_int());
+        b.parent = f->id;
+        b.index = idx->as_int();
+        b.machine = st.branches[static_cast<size_t>(b.index)].get();
+        f->running_children++;
+        s->next_frame_id = std::max(s->next_frame_id, b.id + 1);
+        s->frames.emplace(b.id, std::move(b));
       }
     }
+    Frame& root = s->frames.at(0);
+    if (root.compensation_plan.empty()) root.stop_rollback = false;  // its rollback was complete
     if (int64_t t = IntField(d, "timerId"); t != 0) {
       s->execution_timer_id = t;
       s->open_timers[t] = -1;
@@ -188,8 +206,6 @@ absl::Status Apply(ExecutionState* s, const Event& e) {
     }
     return absl::OkStatus();
   }
-  if (s->status != ExecutionStatus::kRunning) return Corrupt(e, "execution is not running");
-
   if (e.type == EventType::kExecutionStopRequested) {
     // StopExecution with compensation: everything running is cancelled (the
     // execution's own TimeoutSeconds stays); the top-level frame rolls back.

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "coordinator/asl/definition.h"
 #include "coordinator/engine/engine.h"
 
@@ -32,6 +34,11 @@ class Exec {
     auto d = Process(&st_, c, now_, ++seed_);
     if (d.ok()) {
       history_.insert(history_.end(), d->events.begin(), d->events.end());
+      for (int64_t id : d->cancelled_tasks) {
+        open_.erase(std::remove_if(open_.begin(), open_.end(),
+                                   [&](const TaskRequest& t) { return t.task_id == id; }),
+                    open_.end());
+      }
       for (const auto& t : d->tasks) open_.push_back(t);
     }
     return d;
@@ -178,6 +185,58 @@ TEST(Redrive, AMapRunsOnlyItsUnsuccessfulIterationsAgain) {
   ASSERT_EQ(r.st().status, ExecutionStatus::kSucceeded);
   EXPECT_EQ(r.st().output, J(R"([{"ok":true},{"ok":true},{"ok":true}])"));
   EXPECT_EQ(r.Entered("I"), 4);  // 0, 1, then 1 and 2 after the redrive
+  r.ExpectReplayMatches();
+}
+
+TEST(Redrive, ARollbackThatFailedInsideABranchResumesThereWhileTheOtherBranchStartsAgain) {
+  Exec r(R"({"StartAt":"P","States":{
+    "P":{"Type":"Parallel","End":true,"Branches":[
+      {"StartAt":"X","States":{
+        "X":{"Type":"Task","Resource":"x","Compensation":{"Resource":"undo.x"},"Next":"Y"},
+        "Y":{"Type":"Task","Resource":"y","Compensation":{"Resource":"undo.y"},"Next":"Z"},
+        "Z":{"Type":"Task","Resource":"z","Catch":[{"ErrorEquals":["States.ALL"],"Next":"U"}],"End":true},
+        "U":{"Type":"Compensate","End":true}}},
+      {"StartAt":"W","States":{"W":{"Type":"Task","Resource":"w","End":true}}}]}}})");
+  ASSERT_TRUE(r.Do(StartCommand{J("{}"), {}}).ok());
+  ASSERT_TRUE(r.Finish("X", true).ok());
+  ASSERT_TRUE(r.Finish("Y", true).ok());
+  ASSERT_TRUE(r.Finish("Z", false).ok());
+  ASSERT_TRUE(r.Finish("undo:Y", false, "Undo.Down").ok());  // W still running
+  ASSERT_EQ(r.st().status, ExecutionStatus::kFailed);
+  EXPECT_EQ(r.st().error, "Saga.CompensationFailed");
+  auto d = r.Do(RedriveCommand{});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(r.HasOpen("undo:Y"));
+  EXPECT_TRUE(r.HasOpen("W"));  // its cancelled attempt runs again
+  ASSERT_TRUE(r.Finish("W", true).ok());
+  ASSERT_TRUE(r.Finish("undo:Y", true).ok());
+  ASSERT_TRUE(r.Finish("undo:X", true).ok());
+  ASSERT_EQ(r.st().status, ExecutionStatus::kSucceeded);
+  EXPECT_EQ(r.Compensations("Y"), 2);
+  EXPECT_EQ(r.Compensations("X"), 1);
+  EXPECT_EQ(r.Entered("X"), 1);
+  EXPECT_EQ(r.Entered("Z"), 1);
+  r.ExpectReplayMatches();
+}
+
+TEST(Redrive, AnAbortedParallelResumesItsRunningBranchesWhereTheyWere) {
+  Exec r(R"({"StartAt":"P","States":{
+    "P":{"Type":"Parallel","End":true,"Branches":[
+      {"StartAt":"A","States":{"A":{"Type":"Task","Resource":"a","Next":"B"},
+                               "B":{"Type":"Task","Resource":"b","End":true}}},
+      {"StartAt":"C","States":{"C":{"Type":"Task","Resource":"c","End":true}}}]}}})");
+  ASSERT_TRUE(r.Do(StartCommand{J("{}"), {}}).ok());
+  ASSERT_TRUE(r.Finish("A", true).ok());
+  ASSERT_TRUE(r.Finish("C", true).ok());
+  ASSERT_TRUE(r.Do(StopCommand{}).ok());  // while B runs
+  ASSERT_EQ(r.st().status, ExecutionStatus::kAborted);
+  ASSERT_TRUE(r.Do(RedriveCommand{}).ok());
+  EXPECT_TRUE(r.HasOpen("B"));
+  ASSERT_TRUE(r.Finish("B", true).ok());
+  ASSERT_EQ(r.st().status, ExecutionStatus::kSucceeded);
+  EXPECT_EQ(r.Entered("A"), 1);
+  EXPECT_EQ(r.Entered("B"), 2);
+  EXPECT_EQ(r.Entered("C"), 1);
   r.ExpectReplayMatches();
 }
 
