@@ -140,9 +140,11 @@ int main(int argc, char** argv) {
   server->Wait();
   stopper.join();
   const auto st = coordinator.stats();
+  const auto bs = (*store)->batch_stats();
   std::cerr << "saga-coordinator: stopped; transitions: " << st.transitions_unlocked
             << " unlocked, " << st.transitions_locked << " locked, " << st.unlocked_conflicts
             << " unlocked conflicts, " << st.replays << " replays; tasks: " << st.tasks_handed_off
-            << " handed off, " << st.tasks_claimed << " claimed by scans" << std::endl;
+            << " handed off, " << st.tasks_claimed << " claimed by scans; group commits: "
+            << bs.batches << " carrying " << bs.items << " writes" << std::endl;
   return 0;
 }

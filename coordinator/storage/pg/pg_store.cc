@@ -1,11 +1,14 @@
 #include "coordinator/storage/pg/pg_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <pqxx/pqxx>
 #include <regex>
+#include <string_view>
+#include <unordered_set>
 
 #include "coordinator/common/json.h"
 #include "coordinator/common/strings.h"
@@ -177,6 +180,47 @@ constexpr Query kWriteNewExecution{
     "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
     "FROM json_populate_recordset(NULL::tasks, $14::json)) "
     "SELECT 1"};
+// Group commit: the common writes of several transitions of distinct
+// executions in one statement (its own transaction, one commit): new
+// executions ($1, each with its first writes), and transitions of existing
+// ones applied only where the row is still at the version they were decided
+// on ($2). Events ($3), task rows closed ($4), opened ($5) or started ($6)
+// are written for the executions that were inserted or updated only; the
+// statement returns those executions' ids. A new execution whose id or
+// (state machine, name) is taken is left out (ON CONFLICT DO NOTHING).
+constexpr Query kWriteBatch{
+    "write_batch",
+    "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
+    "version, last_event_id, start_us, stop_us, input, output, error, cause) "
+    "SELECT execution_id, state_machine, name, revision, status, 1, last_event_id, start_us, "
+    "stop_us, input, output, error, cause FROM json_populate_recordset(NULL::executions, $1::json) "
+    "ON CONFLICT DO NOTHING RETURNING execution_id), "
+    "r AS (SELECT * FROM json_to_recordset($2::json) AS r(execution_id uuid, v bigint, "
+    "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text)), "
+    "u AS (UPDATE executions e SET status = r.status, version = e.version + 1, "
+    "last_event_id = COALESCE(r.last_event_id, e.last_event_id), stop_us = r.stop_us, "
+    "output = r.output, error = r.error, cause = r.cause FROM r "
+    "WHERE e.execution_id = r.execution_id AND e.version = r.v RETURNING e.execution_id), "
+    "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), "
+    "ev AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
+    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
+    "FROM json_populate_recordset(NULL::history_events, $3::json) "
+    "WHERE execution_id IN (SELECT execution_id FROM ok)), "
+    "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, "
+    "task_id bigint) WHERE t.execution_id = k.execution_id AND t.task_id = k.task_id "
+    "AND k.execution_id IN (SELECT execution_id FROM u)), "
+    "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
+    "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
+    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
+    "FROM json_populate_recordset(NULL::tasks, $5::json) "
+    "WHERE execution_id IN (SELECT execution_id FROM ok)), "
+    "s AS (UPDATE tasks t SET started_us = k.started_us, worker = k.worker, "
+    "heartbeat_at_us = k.heartbeat_at_us FROM json_to_recordset($6::json) AS k(execution_id uuid, "
+    "task_id bigint, started_us bigint, worker text, heartbeat_at_us bigint) "
+    "WHERE t.execution_id = k.execution_id AND t.task_id = k.task_id "
+    "AND k.execution_id IN (SELECT execution_id FROM u)) "
+    "SELECT execution_id::text FROM ok"};
 constexpr Query kGetStateMachine{
     "get_state_machine",
     "SELECT m.type, r.revision, r.definition, m.created_us, r.created_us "
@@ -190,7 +234,7 @@ constexpr Query kAllQueries[] = {
     kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kReleaseTask, kInsertTimers, kDeleteTimers,
     kRunnableTasks, kTasksStartedBy, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
     kWriteTransitionIfVersion,
-    kWriteNewExecution, kGetStateMachine};
+    kWriteNewExecution, kWriteBatch, kGetStateMachine};
 
 // Advisory lock key for migrations ("saga" in ASCII).
 constexpr int64_t kMigrationLock = 0x73616761;
@@ -362,6 +406,31 @@ struct PgStore::Impl {
     }
     cv.notify_one();
   }
+
+  // Group commit of batchable writes (Batchable): each caller queues its
+  // item; while fewer than kMaxBatchLeaders batches are being written, a
+  // caller becomes the leader, takes everything queued (one item per
+  // execution) and writes it with kWriteBatch; the others wait for their
+  // item's result. A lone caller leads at once, so nothing waits for a
+  // batch to fill; under load, items queue while the leaders' statements
+  // and commit flushes run, and the next leader takes them all.
+  struct BatchItem {
+    const ExecutionRecord* create = nullptr;  // a new execution, else a transition
+    const std::string* id = nullptr;
+    int64_t version = 0;
+    const Writes* writes = nullptr;
+    absl::StatusOr<bool> result = false;  // applied (inserted / still at version)
+    bool done = false;
+  };
+  static constexpr int kMaxBatchLeaders = 2;
+  static constexpr size_t kMaxBatch = 256;
+  std::mutex batch_mu;
+  std::condition_variable batch_cv;
+  std::deque<BatchItem*> batch_queue;
+  int batch_leaders = 0;
+  std::atomic<uint64_t> n_batches{0}, n_batch_items{0};
+  absl::StatusOr<bool> Submit(BatchItem* item);
+  void WriteBatch(const std::vector<BatchItem*>& batch);
 
   // Runs fn(connection) with exception mapping; broken connections are dropped.
   template <typename F>
@@ -642,9 +711,149 @@ class PgTxn : public TransitionTxn {
   const std::string& id_;
 };
 
+// Whether the writes fit kWriteBatch: the combined statement's writes and
+// nothing else (no timers, heartbeats or give-backs).
+bool Batchable(const Writes& wr) {
+  return Combinable(wr) && !wr.heartbeat && !wr.released && wr.deleted_timers.empty() &&
+         wr.new_timers.empty() && !wr.notify_timers;
+}
+
+// Appends the elements of the JSON array `array` to the array being built in *out.
+void AppendElements(std::string* out, const std::string& array) {
+  if (array.size() <= 2) return;  // "[]"
+  if (out->size() > 1) out->push_back(',');
+  out->append(array, 1, array.size() - 2);
+}
+
 }  // namespace
 
+absl::StatusOr<bool> PgStore::Impl::Submit(BatchItem* item) {
+  std::unique_lock<std::mutex> lock(batch_mu);
+  batch_queue.push_back(item);
+  while (!item->done) {
+    if (batch_leaders >= kMaxBatchLeaders) {
+      batch_cv.wait(lock);
+      continue;
+    }
+    // Lead: take the queue, one item per execution (a second one for the
+    // same execution waits for the next batch; it was decided on the
+    // version the first one changes).
+    std::vector<BatchItem*> batch;
+    std::deque<BatchItem*> later;
+    std::unordered_set<std::string_view> ids;
+    while (!batch_queue.empty() && batch.size() < kMaxBatch) {
+      BatchItem* b = batch_queue.front();
+      batch_queue.pop_front();
+      if (ids.insert(*b->id).second) {
+        batch.push_back(b);
+      } else {
+        later.push_back(b);
+      }
+    }
+    batch_queue.insert(batch_queue.begin(), later.begin(), later.end());
+    ++batch_leaders;
+    lock.unlock();
+    ++n_batches;
+    n_batch_items += batch.size();
+    WriteBatch(batch);
+    lock.lock();
+    --batch_leaders;
+    for (BatchItem* b : batch) b->done = true;
+    batch_cv.notify_all();
+  }
+  return item->result;
+}
+
+void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
+  std::string creates = "[", updates = "[", events = "[", deleted = "[", tasks = "[",
+              started = "[";
+  auto add = [](std::string* out, json::Object o) {
+    if (out->size() > 1) out->push_back(',');
+    out->append(json::Value(std::move(o)).Dump());
+  };
+  for (const BatchItem* b : batch) {
+    const Writes& wr = *b->writes;
+    const std::string& id = *b->id;
+    std::optional<int64_t> last;
+    if (!wr.events.empty()) last = wr.events.back().id;
+    if (b->create) {
+      const ExecutionRecord& row = *b->create;
+      add(&creates, {{"execution_id", json::Value(id)},
+                     {"state_machine", json::Value(row.state_machine)},
+                     {"name", json::Value(row.name)},
+                     {"revision", json::Value(static_cast<int64_t>(row.revision))},
+                     {"status", json::Value(static_cast<int64_t>(wr.status))},
+                     {"last_event_id", json::Value(last.value_or(0))},
+                     {"start_us", json::Value(row.start_us)},
+                     {"stop_us", OptJson(wr.stop_us)},
+                     {"input", json::Value(row.input)},
+                     {"output", OptJson(wr.output)},
+                     {"error", OptJson(wr.error)},
+                     {"cause", OptJson(wr.cause)}});
+    } else {
+      add(&updates, {{"execution_id", json::Value(id)},
+                     {"v", json::Value(b->version)},
+                     {"status", json::Value(static_cast<int64_t>(wr.status))},
+                     {"last_event_id", OptJson(last)},
+                     {"stop_us", OptJson(wr.stop_us)},
+                     {"output", OptJson(wr.output)},
+                     {"error", OptJson(wr.error)},
+                     {"cause", OptJson(wr.cause)}});
+      for (int64_t t : wr.deleted_tasks) {
+        add(&deleted, {{"execution_id", json::Value(id)}, {"task_id", json::Value(t)}});
+      }
+      if (wr.started) {
+        add(&started, {{"execution_id", json::Value(id)},
+                       {"task_id", json::Value(wr.started->task_id)},
+                       {"started_us", json::Value(wr.started->started_us)},
+                       {"worker", json::Value(wr.started->worker)},
+                       {"heartbeat_at_us", OptJson(wr.started->heartbeat_at_us)}});
+      }
+    }
+    if (!wr.events.empty()) AppendElements(&events, EventsJson(id, wr.events));
+    if (!wr.new_tasks.empty()) AppendElements(&tasks, TasksJson(wr.new_tasks));
+  }
+  for (std::string* a : {&creates, &updates, &events, &deleted, &tasks, &started}) {
+    a->push_back(']');
+  }
+  auto applied = With("transition", [&](pqxx::connection& c) -> absl::StatusOr<std::unordered_set<std::string>> {
+    pqxx::nontransaction w(c);  // one statement: its own transaction
+    auto r = w.exec_prepared(kWriteBatch.name, creates, updates, events, deleted, tasks, started);
+    std::unordered_set<std::string> ids;
+    for (const auto& row : r) ids.insert(row[0].as<std::string>());
+    return ids;
+  });
+  if (!applied.ok()) {
+    // One bad item must not fail the others: write them one by one (a
+    // broken connection fails them all).
+    if (batch.size() > 1 && applied.status().code() != absl::StatusCode::kUnavailable) {
+      for (BatchItem* b : batch) WriteBatch({b});
+      return;
+    }
+    for (BatchItem* b : batch) b->result = applied.status();
+    return;
+  }
+  for (BatchItem* b : batch) b->result = applied->count(*b->id) > 0;
+}
+
+PgStore::BatchStats PgStore::batch_stats() const {
+  return {impl_->n_batches.load(), impl_->n_batch_items.load()};
+}
+
 absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& first) {
+  if (Batchable(first) && !first.started && first.deleted_tasks.empty()) {
+    Impl::BatchItem item;
+    item.create = &row;
+    item.id = &row.execution_id;
+    item.writes = &first;
+    auto inserted = impl_->Submit(&item);
+    if (!inserted.ok()) return inserted.status();
+    if (!*inserted) {
+      return absl::AlreadyExistsError(saga::StrCat("execution '", row.name, "' of '",
+                                                   row.state_machine, "' already exists"));
+    }
+    return absl::OkStatus();
+  }
   return impl_->With("StartExecution", [&](pqxx::connection& c) -> absl::Status {
     pqxx::work w(c);
     w.exec_prepared(kWriteNewExecution.name, row.execution_id, row.state_machine, row.name,
@@ -780,6 +989,13 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
 absl::StatusOr<bool> PgStore::WriteIfVersion(const std::string& execution_id, int64_t version,
                                              const Writes& wr) {
   if (!Combinable(wr)) return false;
+  if (Batchable(wr)) {
+    Impl::BatchItem item;
+    item.id = &execution_id;
+    item.version = version;
+    item.writes = &wr;
+    return impl_->Submit(&item);
+  }
   // Anything beyond the combined statement needs a transaction around both.
   const bool rest = wr.heartbeat || wr.released || !wr.deleted_timers.empty() ||
                     !wr.new_timers.empty() || wr.notify_timers;

@@ -197,6 +197,16 @@ class PgStore {
   absl::StatusOr<bool> WriteIfVersion(const std::string& execution_id, int64_t version,
                                       const Writes& writes);
 
+  // CreateExecution and WriteIfVersion calls whose writes need nothing but
+  // the combined statement are group-committed: concurrent calls for
+  // distinct executions share one statement and one commit (each still
+  // applies or fails on its own). Counters since open:
+  struct BatchStats {
+    uint64_t batches = 0;  // statements written
+    uint64_t items = 0;    // calls they carried
+  };
+  BatchStats batch_stats() const;
+
   // Work discovery (no locks; Transition re-checks).
   absl::StatusOr<std::vector<TaskRecord>> RunnableTasks(const std::string& activity, int limit);
   // Tasks started for `worker` (its identity) and still open.

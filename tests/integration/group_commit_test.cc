@@ -1,0 +1,237 @@
+// Group commit in storage::PgStore: concurrent CreateExecution and
+// WriteIfVersion calls share statements and commits, yet each applies or
+// fails on its own, exactly as if it ran alone.
+#include <atomic>
+#include <barrier>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coordinator/common/strings.h"
+#include "coordinator/storage/pg/pg_store.h"
+#include "gtest/gtest.h"
+#include "tests/integration/pg_test.h"
+
+namespace saga::itest {
+namespace {
+
+using storage::ExecutionRecord;
+using storage::PgStore;
+using storage::TaskRecord;
+using storage::Writes;
+
+class GroupCommit : public PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    auto s = PgStore::Open(dsn(), 16);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = *std::move(s);
+    ASSERT_TRUE(store_->Migrate().ok());
+  }
+
+  static std::string Uuid(int i) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", i);
+    return buf;
+  }
+  static engine::Event Ev(int64_t id, const std::string& state) {
+    engine::Event e;
+    e.id = id;
+    e.timestamp_us = 1000 + id;
+    e.type = engine::EventType::kTaskStateEntered;
+    e.state_name = state;
+    e.details = json::Value(json::Object{{"n", json::Value(id)}});
+    return e;
+  }
+  static ExecutionRecord Row(int i, const std::string& name) {
+    ExecutionRecord r;
+    r.execution_id = Uuid(i);
+    r.state_machine = "m";
+    r.name = name;
+    r.revision = 1;
+    r.start_us = 1;
+    r.input = "{}";
+    return r;
+  }
+  // The first transition: event 1 and task 1 (runnable).
+  static Writes First(const std::string& id) {
+    Writes w;
+    w.events = {Ev(1, "T")};
+    TaskRecord t;
+    t.execution_id = id;
+    t.task_id = 1;
+    t.activity = "a";
+    t.state_name = "T";
+    t.input = "{}";
+    t.attempt = 1;
+    w.new_tasks = {t};
+    return w;
+  }
+  // Transition k (k >= 1) on version k: closes task k, opens task k+1 and
+  // starts it, records event k+1.
+  static Writes Next(const std::string& id, int64_t k) {
+    Writes w;
+    w.events = {Ev(k + 1, "T")};
+    w.deleted_tasks = {k};
+    TaskRecord t;
+    t.execution_id = id;
+    t.task_id = k + 1;
+    t.activity = "a";
+    t.state_name = "T";
+    t.input = "{}";
+    t.attempt = 1;
+    t.started_us = 5;
+    t.worker = "w";
+    w.new_tasks = {t};
+    return w;
+  }
+  std::string One(const std::string& sql) {
+    SqlResult r = RunSql(dsn(), sql);
+    EXPECT_TRUE(r.ok) << r.error;
+    return r.ok && !r.rows.empty() ? r.rows[0][0] : "";
+  }
+
+  std::unique_ptr<PgStore> store_;
+};
+
+TEST_F(GroupCommit, ConcurrentTransitionsOfManyExecutionsAllApplyWithTheirRows) {
+  constexpr int kExecutions = 24, kSteps = 15;
+  std::barrier sync(kExecutions);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kExecutions; ++i) {
+    threads.emplace_back([&, i] {
+      const ExecutionRecord row = Row(i, saga::StrCat("e", i));
+      sync.arrive_and_wait();
+      if (!store_->CreateExecution(row, First(row.execution_id)).ok()) ++failures;
+      for (int64_t k = 1; k <= kSteps; ++k) {
+        Writes w = Next(row.execution_id, k);
+        if (k == kSteps) {
+          w.status = 2;
+          w.stop_us = 99;
+          w.output = "{\"done\":" + std::to_string(i) + "}";
+          w.new_tasks.clear();
+        }
+        auto applied = store_->WriteIfVersion(row.execution_id, k, w);
+        if (!applied.ok() || !*applied) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(One("SELECT count(*) FROM executions WHERE status = 2 AND version = 16 "
+                "AND last_event_id = 16 AND stop_us = 99"),
+            std::to_string(kExecutions));
+  EXPECT_EQ(One("SELECT count(*) FROM history_events"), std::to_string(kExecutions * 16));
+  EXPECT_EQ(One("SELECT count(*) FROM tasks"), "0") << "every task closed";
+  EXPECT_EQ(One("SELECT output FROM executions WHERE execution_id = '" + Uuid(7) + "'"),
+            "{\"done\":7}");
+  const auto stats = store_->batch_stats();
+  EXPECT_EQ(stats.items, static_cast<uint64_t>(kExecutions * (kSteps + 1)));
+  EXPECT_LE(stats.batches, stats.items);
+  std::cout << "group commits: " << stats.batches << " carrying " << stats.items << " writes\n";
+}
+
+TEST_F(GroupCommit, OnlyOneOfTwoTransitionsDecidedOnTheSameVersionApplies) {
+  constexpr int kExecutions = 12;
+  for (int i = 0; i < kExecutions; ++i) {
+    const ExecutionRecord row = Row(i, saga::StrCat("e", i));
+    ASSERT_TRUE(store_->CreateExecution(row, First(row.execution_id)).ok());
+  }
+  std::barrier sync(2 * kExecutions);
+  std::atomic<int> applied{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * kExecutions; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string id = Uuid(t / 2);
+      Writes w = Next(id, 1);
+      w.events[0].details = json::Value(json::Object{{"writer", json::Value(int64_t{t % 2})}});
+      sync.arrive_and_wait();
+      auto r = store_->WriteIfVersion(id, 1, w);
+      if (!r.ok()) {
+        ++errors;
+      } else if (*r) {
+        ++applied;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(applied.load(), kExecutions) << "one writer per execution";
+  EXPECT_EQ(One("SELECT count(*) FROM executions WHERE version = 2"), std::to_string(kExecutions));
+  EXPECT_EQ(One("SELECT count(*) FROM history_events WHERE event_id = 2"),
+            std::to_string(kExecutions))
+      << "the loser's events were not written";
+  EXPECT_EQ(One("SELECT count(*) FROM tasks WHERE task_id = 2"), std::to_string(kExecutions));
+}
+
+TEST_F(GroupCommit, TheSameNameStartedConcurrentlyExistsOnceAndTheOthersAreAlreadyExists) {
+  constexpr int kStarts = 16;
+  std::barrier sync(kStarts);
+  std::atomic<int> ok{0}, exists{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kStarts; ++i) {
+    threads.emplace_back([&, i] {
+      const ExecutionRecord row = Row(i, "same-name");
+      sync.arrive_and_wait();
+      absl::Status s = store_->CreateExecution(row, First(row.execution_id));
+      if (s.ok()) {
+        ++ok;
+      } else if (s.code() == absl::StatusCode::kAlreadyExists) {
+        ++exists;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(exists.load(), kStarts - 1);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(One("SELECT count(*) FROM executions"), "1");
+  EXPECT_EQ(One("SELECT count(*) FROM history_events"), "1") << "only the winner's first events";
+  EXPECT_EQ(One("SELECT count(*) FROM tasks"), "1");
+}
+
+TEST_F(GroupCommit, AWriteThatFailsDoesNotFailTheOthersWrittenWithIt) {
+  constexpr int kExecutions = 16;
+  for (int i = 0; i < kExecutions; ++i) {
+    const ExecutionRecord row = Row(i, saga::StrCat("e", i));
+    ASSERT_TRUE(store_->CreateExecution(row, First(row.execution_id)).ok());
+  }
+  std::barrier sync(kExecutions);
+  std::vector<absl::StatusOr<bool>> results(kExecutions, false);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kExecutions; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string id = Uuid(i);
+      Writes w = Next(id, 1);
+      // Execution 5 writes an event id it already has: a primary key violation.
+      if (i == 5) w.events[0].id = 1;
+      sync.arrive_and_wait();
+      results[i] = store_->WriteIfVersion(id, 1, w);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kExecutions; ++i) {
+    if (i == 5) {
+      EXPECT_FALSE(results[i].ok()) << "the duplicate event is refused";
+    } else {
+      ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+      EXPECT_TRUE(*results[i]) << i;
+    }
+  }
+  EXPECT_EQ(One("SELECT count(*) FROM executions WHERE version = 2"),
+            std::to_string(kExecutions - 1));
+  EXPECT_EQ(One("SELECT version FROM executions WHERE execution_id = '" + Uuid(5) + "'"), "1")
+      << "nothing of the failed write remains";
+  EXPECT_EQ(One("SELECT count(*) FROM tasks WHERE execution_id = '" + Uuid(5) + "' AND task_id = 2"),
+            "0");
+}
+
+}  // namespace
+}  // namespace saga::itest
