@@ -233,5 +233,41 @@ TEST_F(GroupCommit, AWriteThatFailsDoesNotFailTheOthersWrittenWithIt) {
             "0");
 }
 
+
+// Payload text reaches the columns exactly as given, whatever JSON it is
+// (objects and arrays are embedded in the statement's JSON, scalars quoted).
+TEST_F(GroupCommit, PayloadsAndDetailsAreStoredExactlyAsTheirText) {
+  const std::vector<std::string> texts = {
+      R"({ "spaced" : [1, 2.50, "x\"y\u00e9\\"] })", R"("just a string")", "42", "null",
+      "[]", R"(["a",{"b":null}])", "true", R"({"nul":"a\u0000b"})"};
+  for (size_t i = 0; i < texts.size(); ++i) {
+    ExecutionRecord row = Row(static_cast<int>(i), saga::StrCat("p", i));
+    row.input = texts[i];
+    Writes w = First(row.execution_id);
+    w.new_tasks[0].input = texts[i];
+    w.events[0].details = json::Value(json::Object{{"text", json::Value(texts[i])}});
+    absl::Status created = store_->CreateExecution(row, w);
+    ASSERT_TRUE(created.ok()) << texts[i] << ": " << created;
+    Writes done = Next(row.execution_id, 1);
+    done.new_tasks.clear();
+    done.status = 2;
+    done.output = texts[i];
+    done.error = texts[i];
+    auto applied = store_->WriteIfVersion(row.execution_id, 1, done);
+    ASSERT_TRUE(applied.ok() && *applied) << texts[i] << ": " << applied.status();
+    auto got = store_->GetExecution(row.execution_id);
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->input, texts[i]);
+    EXPECT_EQ(got->output.value_or("<none>"), texts[i]);
+    EXPECT_EQ(got->error.value_or("<none>"), texts[i]);
+    auto events = store_->History(row.execution_id, 0, 10, false);
+    ASSERT_TRUE(events.ok());
+    ASSERT_EQ(events->size(), 2u);
+    EXPECT_EQ((*events)[0].details, w.events[0].details) << texts[i];
+  }
+  EXPECT_EQ(One("SELECT count(*) FROM executions WHERE output = input"),
+            std::to_string(texts.size()));
+}
+
 }  // namespace
 }  // namespace saga::itest

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -295,59 +296,163 @@ TaskRecord RowToTask(const pqxx::row& r, const std::string& execution_id, int of
   return t;
 }
 
-json::Value OptJson(const std::optional<int64_t>& v) { return v ? json::Value(*v) : json::Value(); }
-json::Value OptJson(const std::optional<std::string>& v) {
-  return v ? json::Value(*v) : json::Value();
+// Builds the JSON arrays of flat objects that the statements read with
+// json_populate_recordset / json_to_recordset, writing the text directly
+// (no json::Value tree: this runs for every transition). A value that is
+// JSON text of an object or array (event details, payloads) is embedded as
+// it is: json_populate_recordset stores a nested object's or array's text
+// unchanged in a text column, so nothing is escaped and unescaped twice.
+class RowsJson {
+ public:
+  RowsJson() : out_("[") {}
+  void Begin() {
+    if (out_.size() > 1) out_.push_back(',');
+    out_.push_back('{');
+    first_ = true;
+  }
+  void End() { out_.push_back('}'); }
+  void Str(const char* key, std::string_view v) {
+    Key(key);
+    json::AppendQuoted(v, &out_);
+  }
+  void OptStr(const char* key, const std::optional<std::string>& v) {
+    if (v) {
+      Str(key, *v);
+    } else {
+      Null(key);
+    }
+  }
+  void Int(const char* key, int64_t v) {
+    Key(key);
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, r.ptr);
+  }
+  void Int(const char* key, const std::optional<int64_t>& v) {
+    if (v) {
+      Int(key, *v);
+    } else {
+      Null(key);
+    }
+  }
+  // JSON text stored in a text column: embedded when it is an object or an
+  // array, else quoted (a nested string would be stored without its quotes,
+  // a nested null as NULL).
+  // PostgreSQL's JSON parser refuses "\u0000" in any string it reads (it
+  // cannot be text), so such text is quoted: its backslash is escaped and
+  // comes back as written.
+  void JsonText(const char* key, std::string_view text) {
+    if (!text.empty() && (text.front() == '{' || text.front() == '[') &&
+        (text.back() == '}' || text.back() == ']') &&
+        text.find("\\u0000") == std::string_view::npos) {
+      Key(key);
+      out_.append(text);
+    } else {
+      Str(key, text);
+    }
+  }
+  void OptJsonText(const char* key, const std::optional<std::string>& v) {
+    if (v) {
+      JsonText(key, *v);
+    } else {
+      Null(key);
+    }
+  }
+  // A json::Value stored as its text (objects and arrays embedded).
+  void Dumped(const char* key, const json::Value& v) {
+    if (v.is_object() || v.is_array()) {
+      Key(key);
+      const size_t at = out_.size();
+      v.DumpTo(&out_);
+      if (out_.find("\\u0000", at) == std::string::npos) return;
+      const std::string text = out_.substr(at);
+      out_.resize(at);
+      json::AppendQuoted(text, &out_);
+    } else {
+      Str(key, std::string_view(v.Dump()));
+    }
+  }
+  void Null(const char* key) {
+    Key(key);
+    out_.append("null");
+  }
+  bool empty() const { return out_.size() == 1; }
+  std::string Finish() {
+    out_.push_back(']');
+    return std::move(out_);
+  }
+
+ private:
+  void Key(const char* key) {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+    out_.push_back('"');
+    out_.append(key);
+    out_.append("\":");
+  }
+  std::string out_;
+  bool first_ = true;
+};
+
+void AddEvents(RowsJson* j, const std::string& id, const std::vector<engine::Event>& events) {
+  for (const auto& e : events) {
+    j->Begin();
+    j->Str("execution_id", id);
+    j->Int("event_id", e.id);
+    j->Int("ts_us", e.timestamp_us);
+    j->Int("frame", static_cast<int64_t>(e.frame));
+    j->Str("type", engine::EventTypeName(e.type));
+    if (e.state_name.empty()) {
+      j->Null("state_name");
+    } else {
+      j->Str("state_name", e.state_name);
+    }
+    j->Dumped("details", e.details);
+    j->End();
+  }
 }
 
 std::string EventsJson(const std::string& id, const std::vector<engine::Event>& events) {
-  json::Array a;
-  a.reserve(events.size());
-  for (const auto& e : events) {
-    json::Object o;
-    o.emplace_back("execution_id", json::Value(id));
-    o.emplace_back("event_id", json::Value(e.id));
-    o.emplace_back("ts_us", json::Value(e.timestamp_us));
-    o.emplace_back("frame", json::Value(static_cast<int64_t>(e.frame)));
-    o.emplace_back("type", json::Value(engine::EventTypeName(e.type)));
-    o.emplace_back("state_name", e.state_name.empty() ? json::Value() : json::Value(e.state_name));
-    o.emplace_back("details", json::Value(e.details.Dump()));
-    a.push_back(json::Value(std::move(o)));
+  RowsJson j;
+  AddEvents(&j, id, events);
+  return j.Finish();
+}
+
+void AddTasks(RowsJson* j, const std::vector<TaskRecord>& tasks) {
+  for (const auto& t : tasks) {
+    j->Begin();
+    j->Str("execution_id", t.execution_id);
+    j->Int("task_id", t.task_id);
+    j->Str("activity", t.activity);
+    j->Int("scheduled_us", t.scheduled_us);
+    j->Int("started_us", t.started_us);
+    j->Int("timeout_at_us", t.timeout_at_us);
+    j->Int("heartbeat_seconds", t.heartbeat_seconds);
+    j->Int("heartbeat_at_us", t.heartbeat_at_us);
+    j->Int("attempt", t.attempt);
+    j->OptStr("worker", t.worker);
+    j->Str("state_name", t.state_name);
+    j->JsonText("input", t.input);
+    j->End();
   }
-  return json::Value(std::move(a)).Dump();
 }
 
 std::string TasksJson(const std::vector<TaskRecord>& tasks) {
-  json::Array a;
-  for (const auto& t : tasks) {
-    json::Object o;
-    o.emplace_back("execution_id", json::Value(t.execution_id));
-    o.emplace_back("task_id", json::Value(t.task_id));
-    o.emplace_back("activity", json::Value(t.activity));
-    o.emplace_back("scheduled_us", json::Value(t.scheduled_us));
-    o.emplace_back("started_us", OptJson(t.started_us));
-    o.emplace_back("timeout_at_us", OptJson(t.timeout_at_us));
-    o.emplace_back("heartbeat_seconds", OptJson(t.heartbeat_seconds));
-    o.emplace_back("heartbeat_at_us", OptJson(t.heartbeat_at_us));
-    o.emplace_back("attempt", json::Value(t.attempt));
-    o.emplace_back("worker", OptJson(t.worker));
-    o.emplace_back("state_name", json::Value(t.state_name));
-    o.emplace_back("input", json::Value(t.input));
-    a.push_back(json::Value(std::move(o)));
-  }
-  return json::Value(std::move(a)).Dump();
+  RowsJson j;
+  AddTasks(&j, tasks);
+  return j.Finish();
 }
 
 std::string TimersJson(const std::vector<TimerRecord>& timers) {
-  json::Array a;
+  RowsJson j;
   for (const auto& t : timers) {
-    json::Object o;
-    o.emplace_back("execution_id", json::Value(t.execution_id));
-    o.emplace_back("timer_id", json::Value(t.timer_id));
-    o.emplace_back("fire_at_us", json::Value(t.fire_at_us));
-    a.push_back(json::Value(std::move(o)));
+    j.Begin();
+    j.Str("execution_id", t.execution_id);
+    j.Int("timer_id", t.timer_id);
+    j.Int("fire_at_us", t.fire_at_us);
+    j.End();
   }
-  return json::Value(std::move(a)).Dump();
+  return j.Finish();
 }
 
 std::string IdArray(const std::vector<int64_t>& ids) {
@@ -718,12 +823,6 @@ bool Batchable(const Writes& wr) {
          wr.new_timers.empty() && !wr.notify_timers;
 }
 
-// Appends the elements of the JSON array `array` to the array being built in *out.
-void AppendElements(std::string* out, const std::string& array) {
-  if (array.size() <= 2) return;  // "[]"
-  if (out->size() > 1) out->push_back(',');
-  out->append(array, 1, array.size() - 2);
-}
 
 }  // namespace
 
@@ -765,12 +864,7 @@ absl::StatusOr<bool> PgStore::Impl::Submit(BatchItem* item) {
 }
 
 void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
-  std::string creates = "[", updates = "[", events = "[", deleted = "[", tasks = "[",
-              started = "[";
-  auto add = [](std::string* out, json::Object o) {
-    if (out->size() > 1) out->push_back(',');
-    out->append(json::Value(std::move(o)).Dump());
-  };
+  RowsJson creates, updates, events, deleted, tasks, started;
   for (const BatchItem* b : batch) {
     const Writes& wr = *b->writes;
     const std::string& id = *b->id;
@@ -778,47 +872,57 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
     if (!wr.events.empty()) last = wr.events.back().id;
     if (b->create) {
       const ExecutionRecord& row = *b->create;
-      add(&creates, {{"execution_id", json::Value(id)},
-                     {"state_machine", json::Value(row.state_machine)},
-                     {"name", json::Value(row.name)},
-                     {"revision", json::Value(static_cast<int64_t>(row.revision))},
-                     {"status", json::Value(static_cast<int64_t>(wr.status))},
-                     {"last_event_id", json::Value(last.value_or(0))},
-                     {"start_us", json::Value(row.start_us)},
-                     {"stop_us", OptJson(wr.stop_us)},
-                     {"input", json::Value(row.input)},
-                     {"output", OptJson(wr.output)},
-                     {"error", OptJson(wr.error)},
-                     {"cause", OptJson(wr.cause)}});
+      creates.Begin();
+      creates.Str("execution_id", id);
+      creates.Str("state_machine", row.state_machine);
+      creates.Str("name", row.name);
+      creates.Int("revision", static_cast<int64_t>(row.revision));
+      creates.Int("status", static_cast<int64_t>(wr.status));
+      creates.Int("last_event_id", last.value_or(0));
+      creates.Int("start_us", row.start_us);
+      creates.Int("stop_us", wr.stop_us);
+      creates.JsonText("input", row.input);
+      creates.OptJsonText("output", wr.output);
+      creates.OptStr("error", wr.error);
+      creates.OptStr("cause", wr.cause);
+      creates.End();
     } else {
-      add(&updates, {{"execution_id", json::Value(id)},
-                     {"v", json::Value(b->version)},
-                     {"status", json::Value(static_cast<int64_t>(wr.status))},
-                     {"last_event_id", OptJson(last)},
-                     {"stop_us", OptJson(wr.stop_us)},
-                     {"output", OptJson(wr.output)},
-                     {"error", OptJson(wr.error)},
-                     {"cause", OptJson(wr.cause)}});
+      updates.Begin();
+      updates.Str("execution_id", id);
+      updates.Int("v", b->version);
+      updates.Int("status", static_cast<int64_t>(wr.status));
+      updates.Int("last_event_id", last);
+      updates.Int("stop_us", wr.stop_us);
+      updates.OptJsonText("output", wr.output);
+      updates.OptStr("error", wr.error);
+      updates.OptStr("cause", wr.cause);
+      updates.End();
       for (int64_t t : wr.deleted_tasks) {
-        add(&deleted, {{"execution_id", json::Value(id)}, {"task_id", json::Value(t)}});
+        deleted.Begin();
+        deleted.Str("execution_id", id);
+        deleted.Int("task_id", t);
+        deleted.End();
       }
       if (wr.started) {
-        add(&started, {{"execution_id", json::Value(id)},
-                       {"task_id", json::Value(wr.started->task_id)},
-                       {"started_us", json::Value(wr.started->started_us)},
-                       {"worker", json::Value(wr.started->worker)},
-                       {"heartbeat_at_us", OptJson(wr.started->heartbeat_at_us)}});
+        started.Begin();
+        started.Str("execution_id", id);
+        started.Int("task_id", wr.started->task_id);
+        started.Int("started_us", wr.started->started_us);
+        started.Str("worker", wr.started->worker);
+        started.Int("heartbeat_at_us", wr.started->heartbeat_at_us);
+        started.End();
       }
     }
-    if (!wr.events.empty()) AppendElements(&events, EventsJson(id, wr.events));
-    if (!wr.new_tasks.empty()) AppendElements(&tasks, TasksJson(wr.new_tasks));
+    AddEvents(&events, id, wr.events);
+    AddTasks(&tasks, wr.new_tasks);
   }
-  for (std::string* a : {&creates, &updates, &events, &deleted, &tasks, &started}) {
-    a->push_back(']');
-  }
+  const std::string creates_json = creates.Finish(), updates_json = updates.Finish(),
+                    events_json = events.Finish(), deleted_json = deleted.Finish(),
+                    tasks_json = tasks.Finish(), started_json = started.Finish();
   auto applied = With("transition", [&](pqxx::connection& c) -> absl::StatusOr<std::unordered_set<std::string>> {
     pqxx::nontransaction w(c);  // one statement: its own transaction
-    auto r = w.exec_prepared(kWriteBatch.name, creates, updates, events, deleted, tasks, started);
+    auto r = w.exec_prepared(kWriteBatch.name, creates_json, updates_json, events_json,
+                             deleted_json, tasks_json, started_json);
     std::unordered_set<std::string> ids;
     for (const auto& row : r) ids.insert(row[0].as<std::string>());
     return ids;
