@@ -187,8 +187,14 @@ constexpr Query kWriteNewExecution{
 // ones applied only where the row is still at the version they were decided
 // on ($2). Events ($3), task rows closed ($4), opened ($5) or started ($6)
 // are written for the executions that were inserted or updated only; the
-// statement returns those executions' ids. A new execution whose id or
-// (state machine, name) is taken is left out (ON CONFLICT DO NOTHING).
+// statement returns those executions' ids. The planner cannot see how many
+// rows a json_to_recordset gives (it assumes 100), and a plan made while
+// the executions table was small (prepared statements keep their generic
+// plan) then joins them with a sequential scan of the whole table forever:
+// "WHERE one = 1" (every row has one = 1) brings the estimate to one row,
+// so the update always probes the primary key (the same for the task rows).
+// A new execution whose id or (state machine, name) is taken is left out
+// (ON CONFLICT DO NOTHING).
 constexpr Query kWriteBatch{
     "write_batch",
     "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
@@ -197,7 +203,8 @@ constexpr Query kWriteBatch{
     "stop_us, input, output, error, cause FROM json_populate_recordset(NULL::executions, $1::json) "
     "ON CONFLICT DO NOTHING RETURNING execution_id), "
     "r AS (SELECT * FROM json_to_recordset($2::json) AS r(execution_id uuid, v bigint, "
-    "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text)), "
+    "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text, "
+    "one int) WHERE one = 1), "
     "u AS (UPDATE executions e SET status = r.status, version = e.version + 1, "
     "last_event_id = COALESCE(r.last_event_id, e.last_event_id), stop_us = r.stop_us, "
     "output = r.output, error = r.error, cause = r.cause FROM r "
@@ -208,7 +215,8 @@ constexpr Query kWriteBatch{
     "FROM json_populate_recordset(NULL::history_events, $3::json) "
     "WHERE execution_id IN (SELECT execution_id FROM ok)), "
     "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, "
-    "task_id bigint) WHERE t.execution_id = k.execution_id AND t.task_id = k.task_id "
+    "task_id bigint, one int) WHERE k.one = 1 AND t.execution_id = k.execution_id "
+    "AND t.task_id = k.task_id "
     "AND k.execution_id IN (SELECT execution_id FROM u)), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
     "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
@@ -218,8 +226,8 @@ constexpr Query kWriteBatch{
     "WHERE execution_id IN (SELECT execution_id FROM ok)), "
     "s AS (UPDATE tasks t SET started_us = k.started_us, worker = k.worker, "
     "heartbeat_at_us = k.heartbeat_at_us FROM json_to_recordset($6::json) AS k(execution_id uuid, "
-    "task_id bigint, started_us bigint, worker text, heartbeat_at_us bigint) "
-    "WHERE t.execution_id = k.execution_id AND t.task_id = k.task_id "
+    "task_id bigint, started_us bigint, worker text, heartbeat_at_us bigint, one int) "
+    "WHERE k.one = 1 AND t.execution_id = k.execution_id AND t.task_id = k.task_id "
     "AND k.execution_id IN (SELECT execution_id FROM u)) "
     "SELECT execution_id::text FROM ok"};
 constexpr Query kGetStateMachine{
@@ -890,6 +898,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
       updates.Begin();
       updates.Str("execution_id", id);
       updates.Int("v", b->version);
+      updates.Int("one", 1);
       updates.Int("status", static_cast<int64_t>(wr.status));
       updates.Int("last_event_id", last);
       updates.Int("stop_us", wr.stop_us);
@@ -901,6 +910,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
         deleted.Begin();
         deleted.Str("execution_id", id);
         deleted.Int("task_id", t);
+        deleted.Int("one", 1);
         deleted.End();
       }
       if (wr.started) {
@@ -910,6 +920,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
         started.Int("started_us", wr.started->started_us);
         started.Str("worker", wr.started->worker);
         started.Int("heartbeat_at_us", wr.started->heartbeat_at_us);
+        started.Int("one", 1);
         started.End();
       }
     }
