@@ -429,8 +429,44 @@ std::unique_ptr<engine::ExecutionState> Coordinator::TakeCached(const std::strin
   return st;
 }
 
+bool Coordinator::AcquireLease(const std::string& id, bool wait) {
+  std::unique_lock<std::mutex> lock(cache_mu_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (leased_.count(id)) {
+    if (!wait || lease_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      if (leased_.count(id)) return false;
+    }
+  }
+  leased_.insert(id);
+  return true;
+}
+
+void Coordinator::ReleaseLease(const std::string& id) {
+  {
+    std::lock_guard<std::mutex> g(cache_mu_);
+    leased_.erase(id);
+  }
+  lease_cv_.notify_all();
+}
+
 absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const CommandFn& make,
                                        const ExtraFn& extra, bool skip_locked) {
+  // One transition of an execution at a time in this process: a second one
+  // (the other branch of a Parallel finishing, a heartbeat) waits for the
+  // first and then decides on its cached result, instead of losing the
+  // version race and replaying the history under a row lock. Without the
+  // lease (waited 5 s, or a scan that must not wait) the locked path below
+  // is as safe, only slower.
+  const bool leased = AcquireLease(execution_id, !skip_locked);
+  if (!leased && skip_locked) return absl::ResourceExhaustedError("execution is busy");
+  struct Lease {
+    Coordinator* self;
+    const std::string& id;
+    bool held;
+    ~Lease() {
+      if (held) self->ReleaseLease(id);
+    }
+  } lease{this, execution_id, leased};
   auto finish = [&](Decided& d) {
     DeliverHandOffs(d.handoffs, *d.done, d.writes);
     PutState(execution_id, d.new_version, std::move(d.done));

@@ -258,6 +258,10 @@ class Coordinator {
   std::unique_ptr<engine::ExecutionState> TakeCached(const std::string& id, int64_t* version);
   absl::Status ApplyCommand(const std::string& execution_id, const CommandFn& make,
                             const ExtraFn& extra, bool skip_locked);
+  // The in-process lease on an execution's transitions (see ApplyCommand):
+  // false when another thread holds it (after waiting up to 5 s if `wait`).
+  bool AcquireLease(const std::string& id, bool wait);
+  void ReleaseLease(const std::string& id);
 
   // The latest revision of a state machine, cached for a second: as on Step
   // Functions, executions started right after an update or delete made
@@ -297,6 +301,8 @@ class Coordinator {
   std::mutex cache_mu_;
   std::unordered_map<std::string, Cached> cache_;
   std::list<std::string> lru_;
+  std::unordered_set<std::string> leased_;  // executions with a transition in flight here
+  std::condition_variable lease_cv_;
   std::map<std::pair<std::string, int>, std::shared_ptr<const asl::StateMachine>> machines_;
   static constexpr int64_t kLatestRevisionTtlUs = 1000000;
   std::unordered_map<std::string, std::pair<int64_t, storage::StateMachineRecord>> latest_;
