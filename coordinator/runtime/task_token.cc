@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/escaping.h"
 
@@ -48,15 +49,59 @@ std::string FormatUuid(const unsigned char b[16]) {
   return s;
 }
 
-std::string Mac(const std::string& secret, const std::string& payload) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), mac, &len);
-  return std::string(reinterpret_cast<char*>(mac), kMacBytes);
+}  // namespace
+
+struct TaskTokenCodec::Key {
+  EVP_MD_CTX* inner = nullptr;
+  EVP_MD_CTX* outer = nullptr;
+  ~Key() {
+    EVP_MD_CTX_free(inner);
+    EVP_MD_CTX_free(outer);
+  }
+};
+
+TaskTokenCodec::TaskTokenCodec(const std::string& secret) {
+  // RFC 2104: K' = K (padded to the 64-byte block) or SHA-256(K) if longer.
+  constexpr size_t kBlock = 64;
+  unsigned char k[kBlock] = {};
+  if (secret.size() > kBlock) {
+    unsigned int len = 0;
+    EVP_Digest(secret.data(), secret.size(), k, &len, EVP_sha256(), nullptr);
+  } else {
+    std::memcpy(k, secret.data(), secret.size());
+  }
+  unsigned char ipad[kBlock], opad[kBlock];
+  for (size_t i = 0; i < kBlock; ++i) {
+    ipad[i] = k[i] ^ 0x36;
+    opad[i] = k[i] ^ 0x5c;
+  }
+  auto key = std::make_shared<Key>();
+  key->inner = EVP_MD_CTX_new();
+  key->outer = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(key->inner, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(key->inner, ipad, kBlock);
+  EVP_DigestInit_ex(key->outer, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(key->outer, opad, kBlock);
+  OPENSSL_cleanse(k, kBlock);
+  OPENSSL_cleanse(ipad, kBlock);
+  OPENSSL_cleanse(opad, kBlock);
+  key_ = std::move(key);
 }
 
-}  // namespace
+// HMAC-SHA-256(secret, payload), truncated to kMacBytes.
+std::string TaskTokenCodec::Mac(const std::string& payload) const {
+  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(),
+                                                                       EVP_MD_CTX_free);
+  unsigned char inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_MD_CTX_copy_ex(ctx.get(), key_->inner);
+  EVP_DigestUpdate(ctx.get(), payload.data(), payload.size());
+  EVP_DigestFinal_ex(ctx.get(), inner, &len);
+  EVP_MD_CTX_copy_ex(ctx.get(), key_->outer);
+  EVP_DigestUpdate(ctx.get(), inner, len);
+  EVP_DigestFinal_ex(ctx.get(), mac, &len);
+  return std::string(reinterpret_cast<char*>(mac), kMacBytes);
+}
 
 std::string TaskTokenCodec::Encode(const TaskRef& ref) const {
   unsigned char id[16] = {};
@@ -64,7 +109,7 @@ std::string TaskTokenCodec::Encode(const TaskRef& ref) const {
   std::string payload(1, kVersion);
   payload.append(reinterpret_cast<char*>(id), 16);
   for (int i = 7; i >= 0; --i) payload.push_back(static_cast<char>((ref.task_id >> (8 * i)) & 0xFF));
-  std::string raw = payload + Mac(secret_, payload);
+  std::string raw = payload + Mac(payload);
   std::string out;
   absl::WebSafeBase64Escape(absl::string_view(raw.data(), raw.size()), &out);
   return out;
@@ -78,7 +123,7 @@ absl::StatusOr<TaskRef> TaskTokenCodec::Decode(const std::string& token) const {
     return absl::InvalidArgumentError("task_token: not a task token issued by this coordinator");
   }
   const std::string payload = raw.substr(0, 25);
-  const std::string mac = Mac(secret_, payload);
+  const std::string mac = Mac(payload);
   if (CRYPTO_memcmp(mac.data(), raw.data() + 25, kMacBytes) != 0) {
     return absl::InvalidArgumentError("task_token: not a task token issued by this coordinator");
   }

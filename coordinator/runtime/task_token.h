@@ -11,6 +11,7 @@
 #define SAGA_COORDINATOR_RUNTIME_TASK_TOKEN_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -24,13 +25,19 @@ struct TaskRef {
 
 class TaskTokenCodec {
  public:
-  explicit TaskTokenCodec(std::string secret) : secret_(std::move(secret)) {}
+  explicit TaskTokenCodec(const std::string& secret);
   std::string Encode(const TaskRef& ref) const;
   // InvalidArgument("task_token: ...") for anything not minted with our secret.
   absl::StatusOr<TaskRef> Decode(const std::string& token) const;
 
+  // The HMAC key schedule: SHA-256 states after the inner and outer padded
+  // keys, computed once (a one-shot HMAC() redoes them, and looks the digest
+  // up, on every token).
+  struct Key;
+
  private:
-  std::string secret_;
+  std::string Mac(const std::string& payload) const;
+  std::shared_ptr<const Key> key_;
 };
 
 }  // namespace saga::runtime

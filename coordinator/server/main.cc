@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
 #include "coordinator/api/service.h"
 #include "coordinator/runtime/coordinator.h"
 #include "coordinator/storage/pg/pg_store.h"
@@ -41,6 +42,10 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built with absl::Mutex deadlock detection on: every
+  // lock (gRPC takes many per call) updates a global lock graph. The
+  // coordinator's own locks are std::mutex: the detector only costs CPU.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Block the stop signals before gRPC starts threads; a thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
