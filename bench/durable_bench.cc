@@ -912,10 +912,9 @@ Scale Park(Pg& pg, const Options& o, const std::string& target) {
           "t.output, t.error, t.cause FROM executions t, " +
           gen + "WHERE t.execution_id = '" + id +
           "'; "
-          "INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
-          "details) SELECT " +
-          new_id + ", t.event_id, t.ts_us, t.frame, t.type, t.state_name, " + fixed("t.details") +
-          " FROM history_events t, " + gen + "WHERE t.execution_id = '" + id +
+          "INSERT INTO history (execution_id, last_event_id, first_event_id, events) SELECT " +
+          new_id + ", t.last_event_id, t.first_event_id, " + fixed("t.events") +
+          " FROM history t, " + gen + "WHERE t.execution_id = '" + id +
           "'; "
           "INSERT INTO timers (execution_id, timer_id, fire_at_us) SELECT " +
           new_id + ", t.timer_id, t.fire_at_us FROM timers t, " + gen + "WHERE t.execution_id = '" +
@@ -955,7 +954,7 @@ Scale Park(Pg& pg, const Options& o, const std::string& target) {
   // Planner statistics and the visibility map as autovacuum would leave them
   // after a gradual build-up.
   pg.Query("VACUUM ANALYZE executions");
-  pg.Query("VACUUM ANALYZE history_events");
+  pg.Query("VACUUM ANALYZE history");
   pg.Query("VACUUM ANALYZE timers");
   sc.vacuum_seconds = Since(t1);
   sc.parked = std::stoll(pg.One("SELECT count(*) FROM executions WHERE state_machine = '" +
@@ -1098,10 +1097,9 @@ std::string MeasureSaga(Pg& pg, const Options& o, CoordinatorProcess& proc,
   std::string entered = "0";
   while (std::atoi(entered.c_str()) == 0 && Since(t0) < 30) {
     entered = pg.One(
-        "SELECT count(*) FROM history_events h JOIN executions e USING (execution_id) "
-        "WHERE e.execution_id = (SELECT execution_id FROM executions WHERE state_machine = '" +
-        std::string(kSagaMachine) +
-        "' AND status = 2 LIMIT 1) AND h.type LIKE '%StateEntered'");
+        "SELECT count(*) FROM history h, json_array_elements(h.events::json) AS ev "
+        "WHERE h.execution_id = (SELECT execution_id FROM executions WHERE state_machine = '" +
+        std::string(kSagaMachine) + "' AND status = 2 LIMIT 1) AND ev->>3 LIKE '%StateEntered'");
     if (std::atoi(entered.c_str()) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   const int per_execution = std::max(1, std::atoi(entered.c_str()));

@@ -28,7 +28,7 @@ uint64_t NextSeed() {
 
 // A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds,
 // then 74 random bits. Executions started close together get close ids, so
-// the B-tree indexes keyed by execution id (executions, history_events) and
+// the B-tree indexes keyed by execution id (executions, history) and
 // by default name take inserts at their right edge instead of on random leaf
 // pages: with millions of executions stored, that is the difference between
 // touching a few hot pages and a full-page image in the WAL for most index

@@ -1,4 +1,5 @@
 // Schema migrations as the saga-coordinator binary applies them.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ using ::testing::Not;
 class Migrations : public PgTest {};
 
 constexpr const char* kTables[] = {
-    "state_machines", "state_machine_revisions", "executions", "history_events", "tasks", "timers",
+    "state_machines", "state_machine_revisions", "executions", "history", "tasks", "timers",
     "settings"};
 
 // version|applied_us rows of saga_schema_version, in order.
@@ -106,6 +107,67 @@ TEST_F(Migrations, TwoCoordinatorsStartingAtOnceApplyEachMigrationOnce) {
   SqlResult s = RunSql(dsn(), "SELECT count(*) FROM settings WHERE key = 'task_token_secret'");
   ASSERT_TRUE(s.ok) << s.error;
   EXPECT_EQ(s.rows[0][0], "1");
+}
+
+
+// Migration 2 turns the one-row-per-event history of version 1 into one row
+// per transition: a history written by a version-1 coordinator reads the
+// same after the upgrade, in pages either way.
+TEST_F(Migrations, AHistoryOfVersionOneReadsTheSameAfterTheUpgradeToBatches) {
+  const char* kMachine = R"({"StartAt":"A","States":{
+      "A":{"Type":"Pass","Result":{"x":"\u00e9"},"ResultPath":"$.a","Next":"W"},
+      "W":{"Type":"Wait","Seconds":1,"Next":"B"},
+      "B":{"Type":"Pass","End":true}}})";
+  auto c = Start();
+  ASSERT_TRUE(c);
+  auto stub = c->NewStub();
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub.get(), "m", kMachine)));
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub.get(), "m", "old", R"({"v":1})", &arn)));
+  ASSERT_EQ(WaitFinished(stub.get(), arn, seconds(20)).status(), pb::SUCCEEDED);
+  auto before = History(stub.get(), arn);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_GE(before->size(), 8u);
+  ASSERT_EQ(c->Terminate(seconds(15)), 0) << c->Stderr();
+
+  // The database as a version-1 coordinator left it: one row per event.
+  SqlResult down = RunSql(
+      dsn(),
+      "BEGIN; "
+      "CREATE TABLE history_events (execution_id uuid NOT NULL, event_id bigint NOT NULL, "
+      "ts_us bigint NOT NULL, frame integer NOT NULL, type text NOT NULL, state_name text, "
+      "details text NOT NULL, PRIMARY KEY (execution_id, event_id)); "
+      "INSERT INTO history_events SELECT h.execution_id, (ev->>0)::bigint, (ev->>1)::bigint, "
+      "(ev->>2)::int, ev->>3, ev->>4, (ev->5)::text "
+      "FROM history h, json_array_elements(h.events::json) AS ev; "
+      "DROP TABLE history; DELETE FROM saga_schema_version WHERE version >= 2; COMMIT; "
+      "SELECT count(*) FROM history_events");
+  ASSERT_TRUE(down.ok) << down.error;
+  ASSERT_EQ(down.rows.back()[0], std::to_string(before->size()));
+
+  auto up = Start({}, "upgraded");
+  ASSERT_TRUE(up);
+  EXPECT_EQ(AppliedMigrations(dsn()).size(),
+            static_cast<size_t>(storage::PgStore::LatestSchemaVersion()));
+  SqlResult rows = RunSql(dsn(), "SELECT count(*) FROM history");
+  ASSERT_TRUE(rows.ok) << rows.error;
+  EXPECT_EQ(rows.rows[0][0], std::to_string(before->size())) << "one row per old event";
+  auto ustub = up->NewStub();
+  for (int page : {1, 2, 3, 1000}) {
+    SCOPED_TRACE(page);
+    auto after = History(ustub.get(), arn, page);
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(Normalize(*after), Normalize(*before));
+    auto rev = History(ustub.get(), arn, page, /*reverse=*/true);
+    ASSERT_TRUE(rev.ok()) << rev.status();
+    std::vector<std::string> want = Normalize(*before);
+    std::reverse(want.begin(), want.end());
+    EXPECT_EQ(Normalize(*rev), want);
+  }
+  // And the upgraded database runs new executions.
+  std::string arn2;
+  ASSERT_TRUE(IsOk(StartExecution(ustub.get(), "m", "new", "{}", &arn2)));
+  EXPECT_EQ(WaitFinished(ustub.get(), arn2, seconds(20)).status(), pb::SUCCEEDED);
 }
 
 }  // namespace

@@ -52,23 +52,26 @@ constexpr Query kUpdateExecution{
     "update_execution",
     "UPDATE executions SET status = $2, version = version + 1, last_event_id = $3, "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1"};
+// The history: one row per transition (migration 2), see HistoryJson.
 constexpr Query kInsertEvents{
     "insert_events",
-    "INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, details) "
-    "SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
-    "FROM json_populate_recordset(NULL::history_events, $1::json)"};
+    "INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
+    "SELECT execution_id, last_event_id, first_event_id, events "
+    "FROM json_populate_recordset(NULL::history, $1::json)"};
 constexpr Query kLoadEvents{"load_events",
-                            "SELECT event_id, ts_us, frame, type, state_name, details "
-                            "FROM history_events WHERE execution_id = $1 AND event_id > $2 "
-                            "ORDER BY event_id"};
+                            "SELECT events FROM history WHERE execution_id = $1 "
+                            "AND last_event_id > $2 ORDER BY last_event_id"};
+// Each row holds at least one event: `limit` rows hold `limit` events.
 constexpr Query kHistoryAsc{"history_asc",
-                            "SELECT event_id, ts_us, frame, type, state_name, details "
-                            "FROM history_events WHERE execution_id = $1 AND event_id > $2 "
-                            "ORDER BY event_id LIMIT $3"};
-constexpr Query kHistoryDesc{"history_desc",
-                             "SELECT event_id, ts_us, frame, type, state_name, details "
-                             "FROM history_events WHERE execution_id = $1 AND event_id < $2 "
-                             "ORDER BY event_id DESC LIMIT $3"};
+                            "SELECT events FROM history WHERE execution_id = $1 "
+                            "AND last_event_id > $2 ORDER BY last_event_id LIMIT $3"};
+// Events before $2, newest first: from the row holding event $2 - 1 down.
+constexpr Query kHistoryDesc{
+    "history_desc",
+    "SELECT events FROM history WHERE execution_id = $1 AND first_event_id < $2 "
+    "AND last_event_id <= COALESCE((SELECT last_event_id FROM history WHERE execution_id = $1 "
+    "AND last_event_id >= $2 - 1 ORDER BY last_event_id LIMIT 1), $2) "
+    "ORDER BY last_event_id DESC LIMIT $3"};
 constexpr Query kInsertTasks{
     "insert_tasks",
     "INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
@@ -134,9 +137,9 @@ constexpr Query kWriteTransition{
     "write_transition",
     "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = $3, "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1), "
-    "e AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
-    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
-    "FROM json_populate_recordset(NULL::history_events, $8::json)), "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
+    "SELECT execution_id, last_event_id, first_event_id, events "
+    "FROM json_populate_recordset(NULL::history, $8::json)), "
     "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[])), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
     "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
@@ -153,9 +156,9 @@ constexpr Query kWriteTransitionIfVersion{
     "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = COALESCE($3, last_event_id), "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1 AND version = $15 "
     "RETURNING 1), "
-    "e AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
-    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
-    "FROM json_populate_recordset(NULL::history_events, $8::json) WHERE EXISTS (SELECT 1 FROM u)), "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
+    "SELECT execution_id, last_event_id, first_event_id, events "
+    "FROM json_populate_recordset(NULL::history, $8::json) WHERE EXISTS (SELECT 1 FROM u)), "
     "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[]) "
     "AND EXISTS (SELECT 1 FROM u)), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
@@ -172,9 +175,9 @@ constexpr Query kWriteNewExecution{
     "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
     "version, last_event_id, start_us, stop_us, input, output, error, cause) "
     "VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12)), "
-    "e AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
-    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
-    "FROM json_populate_recordset(NULL::history_events, $13::json)), "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
+    "SELECT execution_id, last_event_id, first_event_id, events "
+    "FROM json_populate_recordset(NULL::history, $13::json)), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
     "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
     "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
@@ -210,9 +213,9 @@ constexpr Query kWriteBatch{
     "output = r.output, error = r.error, cause = r.cause FROM r "
     "WHERE e.execution_id = r.execution_id AND e.version = r.v RETURNING e.execution_id), "
     "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), "
-    "ev AS (INSERT INTO history_events (execution_id, event_id, ts_us, frame, type, state_name, "
-    "details) SELECT execution_id, event_id, ts_us, frame, type, state_name, details "
-    "FROM json_populate_recordset(NULL::history_events, $3::json) "
+    "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
+    "SELECT execution_id, last_event_id, first_event_id, events "
+    "FROM json_populate_recordset(NULL::history, $3::json) "
     "WHERE execution_id IN (SELECT execution_id FROM ok)), "
     "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, "
     "task_id bigint, one int) WHERE k.one = 1 AND t.execution_id = k.execution_id "
@@ -269,21 +272,6 @@ ExecutionRecord RowToExecution(const pqxx::row& r, const std::string& id) {
   e.output = Opt<std::string>(r[9]);
   e.error = Opt<std::string>(r[10]);
   e.cause = Opt<std::string>(r[11]);
-  return e;
-}
-
-absl::StatusOr<engine::Event> RowToEvent(const pqxx::row& r) {
-  engine::Event e;
-  e.id = r[0].as<int64_t>();
-  e.timestamp_us = r[1].as<int64_t>();
-  e.frame = r[2].as<int32_t>();
-  auto type = engine::EventTypeFromName(r[3].as<std::string>());
-  if (!type) return absl::DataLossError("unknown event type " + r[3].as<std::string>());
-  e.type = *type;
-  if (!r[4].is_null()) e.state_name = r[4].as<std::string>();
-  auto details = json::Parse(r[5].as<std::string>());
-  if (!details.ok()) return absl::DataLossError("event details are not JSON");
-  e.details = *std::move(details);
   return e;
 }
 
@@ -402,22 +390,68 @@ class RowsJson {
   bool first_ = true;
 };
 
+// The history row of one transition: its events as one JSON array, each
+// [id, ts_us, frame, "Type", "State" or null, {details}]. Nothing for a
+// transition without events.
 void AddEvents(RowsJson* j, const std::string& id, const std::vector<engine::Event>& events) {
+  if (events.empty()) return;
+  std::string text = "[";
+  char buf[24];
+  auto num = [&](int64_t v) {
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    text.append(buf, r.ptr);
+    text.push_back(',');
+  };
   for (const auto& e : events) {
-    j->Begin();
-    j->Str("execution_id", id);
-    j->Int("event_id", e.id);
-    j->Int("ts_us", e.timestamp_us);
-    j->Int("frame", static_cast<int64_t>(e.frame));
-    j->Str("type", engine::EventTypeName(e.type));
+    if (text.size() > 1) text.push_back(',');
+    text.push_back('[');
+    num(e.id);
+    num(e.timestamp_us);
+    num(static_cast<int64_t>(e.frame));
+    json::AppendQuoted(engine::EventTypeName(e.type), &text);
+    text.push_back(',');
     if (e.state_name.empty()) {
-      j->Null("state_name");
+      text.append("null");
     } else {
-      j->Str("state_name", e.state_name);
+      json::AppendQuoted(e.state_name, &text);
     }
-    j->Dumped("details", e.details);
-    j->End();
+    text.push_back(',');
+    e.details.DumpTo(&text);
+    text.push_back(']');
   }
+  text.push_back(']');
+  j->Begin();
+  j->Str("execution_id", id);
+  j->Int("last_event_id", events.back().id);
+  j->Int("first_event_id", events.front().id);
+  j->JsonText("events", text);
+  j->End();
+}
+
+// Appends the events of a history row's text with id in (after, before).
+absl::Status AppendHistoryRow(const std::string& text, int64_t after, int64_t before,
+                              std::vector<engine::Event>* out) {
+  auto batch = json::Parse(text);
+  if (!batch.ok() || !batch->is_array()) return absl::DataLossError("history row is not a JSON array");
+  for (const json::Value& v : batch->as_array()) {
+    if (!v.is_array() || v.as_array().size() != 6 || !v.as_array()[0].is_int() ||
+        !v.as_array()[1].is_int() || !v.as_array()[2].is_int()) {
+      return absl::DataLossError("history event is not [id, ts, frame, type, state, details]");
+    }
+    const json::Array& a = v.as_array();
+    engine::Event e;
+    e.id = a[0].as_int();
+    if (e.id <= after || e.id >= before) continue;
+    e.timestamp_us = a[1].as_int();
+    e.frame = static_cast<int32_t>(a[2].as_int());
+    auto type = a[3].is_string() ? engine::EventTypeFromName(a[3].as_string()) : std::nullopt;
+    if (!type) return absl::DataLossError("unknown event type " + a[3].Dump());
+    e.type = *type;
+    if (a[4].is_string()) e.state_name = a[4].as_string();
+    e.details = a[5];
+    out->push_back(std::move(e));
+  }
+  return absl::OkStatus();
 }
 
 std::string EventsJson(const std::string& id, const std::vector<engine::Event>& events) {
@@ -805,11 +839,9 @@ class PgTxn : public TransitionTxn {
   absl::StatusOr<std::vector<engine::Event>> LoadEvents(int64_t after_id) override {
     auto r = w_.exec_prepared(kLoadEvents.name, id_, after_id);
     std::vector<engine::Event> out;
-    out.reserve(r.size());
     for (const auto& row : r) {
-      auto e = RowToEvent(row);
-      if (!e.ok()) return e.status();
-      out.push_back(*std::move(e));
+      absl::Status s = AppendHistoryRow(row[0].as<std::string>(), after_id, INT64_MAX, &out);
+      if (!s.ok()) return s;
     }
     return out;
   }
@@ -1055,10 +1087,20 @@ absl::StatusOr<std::vector<engine::Event>> PgStore::History(const std::string& e
                                                 execution_id, cursor, limit);
                        std::vector<engine::Event> out;
                        for (const auto& row : r) {
-                         auto e = RowToEvent(row);
-                         if (!e.ok()) return e.status();
-                         out.push_back(*std::move(e));
+                         absl::Status s = AppendHistoryRow(
+                             row[0].as<std::string>(), reverse ? INT64_MIN : cursor,
+                             reverse ? cursor : INT64_MAX, &out);
+                         if (!s.ok()) return s;
                        }
+                       // Rows come newest first when reversed, their events
+                       // oldest first: reverse each row's run by sorting.
+                       if (reverse) {
+                         std::sort(out.begin(), out.end(),
+                                   [](const engine::Event& a, const engine::Event& b) {
+                                     return a.id > b.id;
+                                   });
+                       }
+                       if (static_cast<int>(out.size()) > limit) out.resize(limit);
                        return out;
                      });
 }
