@@ -83,7 +83,8 @@ print(f"Graphile Worker {gw['versions']['graphile_worker']} on the same PostgreS
 print(f"1-task executions/s per Graphile jobs/s: {ex / jobs:.2f}")
 lat = ours.get("latency")
 if lat:
-    print(f"dispatch latency p50/p99: ours {lat['p50_ms']:.2f}/{lat['p99_ms']:.2f} ms at {lat['rate']:.0f}/s, "
+    print(f"dispatch latency p50/p99: ours {lat['p50_ms']:.2f}/{lat['p99_ms']:.2f} ms at {lat['rate']:.0f}/s "
+          f"(scheduled -> handler {lat['scheduled_p50_ms']:.2f}/{lat['scheduled_p99_ms']:.2f} ms), "
           f"Graphile {gw['graphile_latency_ms_p50']:.2f}/{gw['graphile_latency_ms_p99']:.2f} ms at {gw['paced_rate']:.0f}/s")
 print(json.dumps({"saga": ours, "graphile": gw, "executions_per_graphile_job": ex / jobs}))
 PY

@@ -200,6 +200,7 @@ grpc::Status SagaService::GetActivityTask(grpc::ServerContext* ctx,
   resp->set_compensated_state(r->compensated_state);
   resp->set_compensated_idempotency_key(r->compensated_idempotency_key);
   resp->set_deadline_unix_ms(r->deadline_unix_ms.value_or(0));
+  resp->set_scheduled_unix_us(r->scheduled_unix_us);
   return grpc::Status::OK;
 }
 
@@ -281,6 +282,7 @@ grpc::Status SagaService::WorkerStream(
     p->set_timeout_seconds(static_cast<int32_t>(t.timeout_seconds.value_or(0)));
     p->set_heartbeat_seconds(static_cast<int32_t>(t.heartbeat_seconds.value_or(0)));
     p->set_deadline_unix_ms(t.deadline_unix_ms.value_or(0));
+    p->set_scheduled_unix_us(t.scheduled_unix_us);
     p->set_traceparent(t.traceparent);
     p->set_callback(t.callback);
     p->set_compensation(t.compensation);

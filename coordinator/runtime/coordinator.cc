@@ -308,7 +308,6 @@ void Coordinator::PutState(const std::string& id, int64_t version,
 }
 
 storage::Writes Coordinator::ToWrites(const std::string& execution_id,
-                                      const engine::ExecutionState& /*unused*/,
                                       const std::map<int64_t, int32_t>& tasks_before,
                                       const std::map<int64_t, int32_t>& timers_before,
                                       const engine::ExecutionState& after, engine::Decision& d,
@@ -398,7 +397,7 @@ absl::StatusOr<storage::Writes> Coordinator::Decide(const ExecutionRecord& row,
     }
     CancelHandOffs(out->handoffs);  // from an earlier try of this transition
     out->handoffs = ReserveHandOffs(execution_id, st.get(), &*d, now);
-    w = ToWrites(execution_id, *st, tasks_before, timers_before, *st, *d, now);
+    w = ToWrites(execution_id, tasks_before, timers_before, *st, *d, now);
     ApplyHandOffs(out->handoffs, now, &w);
   } else {
     w.status = row.status;
@@ -580,7 +579,7 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
     std::vector<HandOff>& h;
     ~CancelOnFailure() { self->CancelHandOffs(h); }  // empty after delivery
   } cancel_on_failure{this, handoffs};
-  storage::Writes w = ToWrites(id, *st, {}, {}, *st, *d, now);
+  storage::Writes w = ToWrites(id, {}, {}, *st, *d, now);
   ApplyHandOffs(handoffs, now, &w);
   MarkTimerNotify(&w, now);
   ExecutionRecord row;
@@ -777,6 +776,7 @@ void Coordinator::FillTask(const engine::ExecutionState& st, const storage::Task
   t->execution_arn = st.info.execution_id;
   t->state_name = row.state_name;
   t->attempt = row.attempt;
+  t->scheduled_unix_us = row.scheduled_us;
   if (row.timeout_at_us) {
     t->timeout_seconds = (*row.timeout_at_us - row.scheduled_us) / 1000000;
     t->deadline_unix_ms = *row.timeout_at_us / 1000;

@@ -72,6 +72,7 @@ struct ActivityTask {
   int64_t attempt = 0;
   std::optional<int64_t> timeout_seconds, heartbeat_seconds;
   std::optional<int64_t> deadline_unix_ms;  // TimeoutSeconds as an absolute time
+  int64_t scheduled_unix_us = 0;            // when the attempt was scheduled
   // "<execution uuid>/<task id>": the same for every delivery of one attempt.
   std::string idempotency_key;
   std::string traceparent;  // W3C: trace id = execution uuid, span id = task id
@@ -276,7 +277,7 @@ class Coordinator {
       const storage::ExecutionRecord& row, storage::TransitionTxn& txn);
   void PutState(const std::string& id, int64_t version,
                 std::unique_ptr<engine::ExecutionState> state);
-  storage::Writes ToWrites(const std::string& execution_id, const engine::ExecutionState& before_tasks,
+  storage::Writes ToWrites(const std::string& execution_id,
                            const std::map<int64_t, int32_t>& tasks_before,
                            const std::map<int64_t, int32_t>& timers_before,
                            const engine::ExecutionState& after, engine::Decision& d, int64_t now);

@@ -145,6 +145,7 @@ TEST_F(Workers, PushedTasksCarryTheStepAndResultsCompleteIt) {
   w.Start();
   ASSERT_TRUE(w.WaitConnected(seconds(10)));
   std::vector<std::string> arns;
+  const auto before_starts = std::chrono::system_clock::now();
   for (int i = 0; i < 20; ++i) arns.push_back(Run("Double", "{\"x\":" + std::to_string(i) + "}"));
   for (int i = 0; i < 20; ++i) {
     pb::Execution e = WaitFinished(stub_.get(), arns[i], seconds(20));
@@ -172,6 +173,11 @@ TEST_F(Workers, PushedTasksCarryTheStepAndResultsCompleteIt) {
     EXPECT_EQ(t.activity, "w.double");
     EXPECT_EQ(t.state_name, "Work");
     ASSERT_TRUE(t.deadline.has_value());
+    // Scheduled by its StartExecution, TimeoutSeconds before the deadline.
+    EXPECT_GE(t.scheduled, before_starts - milliseconds(50));
+    EXPECT_LE(t.scheduled, std::chrono::system_clock::now());
+    // (the deadline is in whole milliseconds)
+    EXPECT_NEAR(std::chrono::duration_cast<milliseconds>(*t.deadline - t.scheduled).count(), 30000, 1);
     auto left = *t.deadline - std::chrono::system_clock::now();
     EXPECT_GT(left, seconds(5));
     EXPECT_LE(left, seconds(31));

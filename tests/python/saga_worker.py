@@ -110,6 +110,7 @@ class Task:
         self.compensation = pushed.compensation
         self.compensated_state = pushed.compensated_state
         self.compensated_idempotency_key = pushed.compensated_idempotency_key
+        self.scheduled_unix_us = pushed.scheduled_unix_us
         # Set when the coordinator says the task is no longer open, or when
         # stop() gave the task back: the handler should return.
         self.cancelled = threading.Event()

@@ -170,6 +170,9 @@ struct Worker::Impl {
       info.deadline = std::chrono::system_clock::time_point(std::chrono::milliseconds(p.deadline_unix_ms()));
     }
     if (p.heartbeat_seconds() > 0) info.heartbeat_interval = std::chrono::seconds(p.heartbeat_seconds());
+    info.scheduled = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::microseconds(p.scheduled_unix_us())));
     info.traceparent = p.traceparent();
     info.callback = p.callback();
     info.compensation = p.compensation();

@@ -23,6 +23,8 @@ struct TaskInfo {
   // TimeoutSeconds as an absolute time (none without TimeoutSeconds).
   std::optional<std::chrono::system_clock::time_point> deadline;
   std::optional<std::chrono::seconds> heartbeat_interval;  // HeartbeatSeconds
+  // When this attempt was scheduled (became runnable); redeliveries keep it.
+  std::chrono::system_clock::time_point scheduled;
   std::string traceparent;     // W3C trace context of this step
   // The state waits for SendTaskSuccess/SendTaskFailure with task_token; this
   // handler's success only acknowledges the dispatch (its failure fails it).
