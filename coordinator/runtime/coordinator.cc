@@ -278,7 +278,21 @@ absl::StatusOr<std::unique_ptr<engine::ExecutionState>> Coordinator::TakeState(
   }
   // Cache miss or stale (another coordinator advanced it): replay history.
   ++n_replays_;
-  auto machine = Machine(row.state_machine, row.revision, "");
+  std::shared_ptr<const asl::StateMachine> cached_machine;
+  {
+    std::lock_guard<std::mutex> g(cache_mu_);
+    auto it = machines_.find({row.state_machine, row.revision});
+    if (it != machines_.end()) cached_machine = it->second;
+  }
+  std::string definition;
+  if (!cached_machine) {
+    auto text = txn.LoadDefinition(row.state_machine, row.revision);
+    if (!text.ok()) return text.status();
+    definition = *std::move(text);
+  }
+  auto machine = cached_machine ? absl::StatusOr<std::shared_ptr<const asl::StateMachine>>(
+                                      cached_machine)
+                                : Machine(row.state_machine, row.revision, definition);
   if (!machine.ok()) return machine.status();
   auto events = txn.LoadEvents(0);
   if (!events.ok()) return events.status();
@@ -361,6 +375,9 @@ class UnlockedTxn : public storage::TransitionTxn {
  public:
   absl::StatusOr<std::vector<engine::Event>> LoadEvents(int64_t) override { return NeedsLock(); }
   absl::StatusOr<std::optional<storage::TaskRecord>> LockTask(int64_t) override {
+    return NeedsLock();
+  }
+  absl::StatusOr<std::string> LoadDefinition(const std::string&, int) override {
     return NeedsLock();
   }
   static absl::Status NeedsLock() { return absl::AbortedError("saga: needs the row lock"); }

@@ -513,6 +513,40 @@ TEST_F(Api, UpdateStateMachineKeepsRunningExecutionsOnTheirRevision) {
   EXPECT_EQ(sm.revision(), 2);
 }
 
+
+// A transition that rebuilds an execution's state (a restarted coordinator
+// has nothing cached) reads the state machine's definition in its own
+// transaction: with a one-connection pool, fetching it on a second
+// connection would wait forever for the one the transition holds.
+TEST_F(Api, ARestartedCoordinatorWithAOneConnectionPoolStillCompletesTasks) {
+  ASSERT_EQ(c_->Terminate(seconds(15)), 0) << c_->Stderr();
+  CoordinatorOptions small;
+  small.extra_args = {"--pool-size", "1"};
+  c_ = Start(small, "pool of one");
+  ASSERT_TRUE(c_);
+  stub_ = c_->NewStub();
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "hold", kHold)));
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "hold", "one", "{}", &arn)));
+  const std::string token = TakeTask("it-hold").task_token();
+  ASSERT_FALSE(token.empty());
+  ASSERT_EQ(c_->Terminate(seconds(15)), 0) << c_->Stderr();
+
+  c_ = Start(small, "pool of one, restarted");
+  ASSERT_TRUE(c_);
+  stub_ = c_->NewStub();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+  pb::SendTaskSuccessRequest req;
+  req.set_task_token(token);
+  req.set_output(R"({"done":true})");
+  pb::SendTaskSuccessResponse resp;
+  ASSERT_TRUE(IsOk(stub_->SendTaskSuccess(&ctx, req, &resp)));
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(10));
+  EXPECT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()), ParseJson(R"({"done":true})"));
+}
+
 }  // namespace
 }  // namespace saga::itest
 

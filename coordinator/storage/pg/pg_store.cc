@@ -240,13 +240,18 @@ constexpr Query kGetStateMachine{
     "WHERE m.name = $1 AND NOT m.deleted AND "
     "r.revision = CASE WHEN $2 = 0 THEN m.latest_revision ELSE $2 END"};
 
+constexpr Query kGetRevision{
+    "get_revision",
+    "SELECT m.type, r.definition, m.created_us, r.created_us FROM state_machine_revisions r "
+    "JOIN state_machines m ON m.name = r.name WHERE r.name = $1 AND r.revision = $2"};
+
 constexpr Query kAllQueries[] = {
     kLockExecution, kLockExecutionSkip, kGetExecution, kFindExecution, kInsertExecution,
     kUpdateExecution, kInsertEvents, kLoadEvents, kHistoryAsc, kHistoryDesc, kInsertTasks,
     kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kReleaseTask, kInsertTimers, kDeleteTimers,
     kRunnableTasks, kTasksStartedBy, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
     kWriteTransitionIfVersion,
-    kWriteNewExecution, kWriteBatch, kGetStateMachine};
+    kWriteNewExecution, kWriteBatch, kGetStateMachine, kGetRevision};
 
 // Advisory lock key for migrations ("saga" in ASCII).
 constexpr int64_t kMigrationLock = 0x73616761;
@@ -730,10 +735,7 @@ absl::StatusOr<StateMachineRecord> PgStore::GetStateMachine(const std::string& n
 absl::StatusOr<StateMachineRecord> PgStore::GetRevision(const std::string& name, int revision) {
   return impl_->With("load definition", [&](pqxx::connection& c) -> absl::StatusOr<StateMachineRecord> {
     pqxx::read_transaction w(c);
-    auto r = w.exec_params(
-        "SELECT m.type, r.definition, m.created_us, r.created_us FROM state_machine_revisions r "
-        "JOIN state_machines m ON m.name = r.name WHERE r.name = $1 AND r.revision = $2",
-        name, revision);
+    auto r = w.exec_prepared(kGetRevision.name, name, revision);
     if (r.empty()) {
       return absl::NotFoundError(saga::StrCat("state machine '", name, "' has no revision ", revision));
     }
@@ -844,6 +846,15 @@ class PgTxn : public TransitionTxn {
       if (!s.ok()) return s;
     }
     return out;
+  }
+  absl::StatusOr<std::string> LoadDefinition(const std::string& state_machine,
+                                             int revision) override {
+    auto r = w_.exec_prepared(kGetRevision.name, state_machine, revision);
+    if (r.empty()) {
+      return absl::NotFoundError(
+          saga::StrCat("state machine '", state_machine, "' has no revision ", revision));
+    }
+    return r[0][1].as<std::string>();
   }
   absl::StatusOr<std::optional<TaskRecord>> LockTask(int64_t task_id) override {
     auto r = w_.exec_prepared(kLockTask.name, id_, task_id);

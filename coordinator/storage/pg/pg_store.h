@@ -134,6 +134,11 @@ class TransitionTxn {
   virtual absl::StatusOr<std::vector<engine::Event>> LoadEvents(int64_t after_id) = 0;
   // The task row, locked; nullopt when it no longer exists.
   virtual absl::StatusOr<std::optional<TaskRecord>> LockTask(int64_t task_id) = 0;
+  // A state machine revision's definition, read in this transaction (a
+  // transition must never wait for a second pooled connection while it
+  // holds one: enough of them at once would hold the whole pool).
+  virtual absl::StatusOr<std::string> LoadDefinition(const std::string& state_machine,
+                                                     int revision) = 0;
 };
 
 class PgStore {
