@@ -238,19 +238,16 @@ absl::Status Coordinator::DeleteStateMachine(const std::string& name_or_arn) {
 }
 
 absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Coordinator::Machine(
-    const std::string& name, int revision, const std::string& definition) {
+    const std::string& name, int revision,
+    const std::function<absl::StatusOr<std::string>()>& definition) {
   {
     std::lock_guard<std::mutex> g(cache_mu_);
     auto it = machines_.find({name, revision});
     if (it != machines_.end()) return it->second;
   }
-  std::string text = definition;
-  if (text.empty()) {
-    auto rec = store_->GetRevision(name, revision);
-    if (!rec.ok()) return rec.status();
-    text = rec->definition;
-  }
-  auto m = asl::CompileText(text);
+  auto text = definition();
+  if (!text.ok()) return text.status();
+  auto m = asl::CompileText(*text);
   if (!m.ok()) {
     return absl::InternalError(
         saga::StrCat("stored definition of ", name, " revision ", revision, " does not compile"));
@@ -278,21 +275,10 @@ absl::StatusOr<std::unique_ptr<engine::ExecutionState>> Coordinator::TakeState(
   }
   // Cache miss or stale (another coordinator advanced it): replay history.
   ++n_replays_;
-  std::shared_ptr<const asl::StateMachine> cached_machine;
-  {
-    std::lock_guard<std::mutex> g(cache_mu_);
-    auto it = machines_.find({row.state_machine, row.revision});
-    if (it != machines_.end()) cached_machine = it->second;
-  }
-  std::string definition;
-  if (!cached_machine) {
-    auto text = txn.LoadDefinition(row.state_machine, row.revision);
-    if (!text.ok()) return text.status();
-    definition = *std::move(text);
-  }
-  auto machine = cached_machine ? absl::StatusOr<std::shared_ptr<const asl::StateMachine>>(
-                                      cached_machine)
-                                : Machine(row.state_machine, row.revision, definition);
+  // The definition is read in this transaction: a second pooled connection
+  // must not be waited for while this one is held.
+  auto machine = Machine(row.state_machine, row.revision,
+                         [&] { return txn.LoadDefinition(row.state_machine, row.revision); });
   if (!machine.ok()) return machine.status();
   auto events = txn.LoadEvents(0);
   if (!events.ok()) return events.status();
@@ -574,7 +560,8 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
     }
     return rec.status();
   }
-  auto machine = Machine(sm, rec->revision, rec->definition);
+  auto machine = Machine(sm, rec->revision,
+                         [&]() -> absl::StatusOr<std::string> { return rec->definition; });
   if (!machine.ok()) return machine.status();
 
   const std::string id = NewUuid();

@@ -270,9 +270,10 @@ class Coordinator {
   // coordinator's own updates and deletes take effect at once).
   absl::StatusOr<storage::StateMachineRecord> LatestRevision(const std::string& name);
   void ForgetLatest(const std::string& name);
-  absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Machine(const std::string& name,
-                                                                   int revision,
-                                                                   const std::string& definition);
+  // The compiled revision, cached; `definition` gives its text on a miss.
+  absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Machine(
+      const std::string& name, int revision,
+      const std::function<absl::StatusOr<std::string>()>& definition);
   absl::StatusOr<std::unique_ptr<engine::ExecutionState>> TakeState(
       const storage::ExecutionRecord& row, storage::TransitionTxn& txn);
   void PutState(const std::string& id, int64_t version,

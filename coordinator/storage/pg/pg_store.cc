@@ -52,7 +52,7 @@ constexpr Query kUpdateExecution{
     "update_execution",
     "UPDATE executions SET status = $2, version = version + 1, last_event_id = $3, "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1"};
-// The history: one row per transition (migration 2), see HistoryJson.
+// The history: one row per transition (migration 2), see AddEvents.
 constexpr Query kInsertEvents{
     "insert_events",
     "INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
@@ -240,10 +240,11 @@ constexpr Query kGetStateMachine{
     "WHERE m.name = $1 AND NOT m.deleted AND "
     "r.revision = CASE WHEN $2 = 0 THEN m.latest_revision ELSE $2 END"};
 
+// A revision's definition, even if the machine was deleted since (running
+// executions keep their revision).
 constexpr Query kGetRevision{
     "get_revision",
-    "SELECT m.type, r.definition, m.created_us, r.created_us FROM state_machine_revisions r "
-    "JOIN state_machines m ON m.name = r.name WHERE r.name = $1 AND r.revision = $2"};
+    "SELECT definition FROM state_machine_revisions WHERE name = $1 AND revision = $2"};
 
 constexpr Query kAllQueries[] = {
     kLockExecution, kLockExecutionSkip, kGetExecution, kFindExecution, kInsertExecution,
@@ -359,25 +360,10 @@ class RowsJson {
       Null(key);
     }
   }
-  // A json::Value stored as its text (objects and arrays embedded).
-  void Dumped(const char* key, const json::Value& v) {
-    if (v.is_object() || v.is_array()) {
-      Key(key);
-      const size_t at = out_.size();
-      v.DumpTo(&out_);
-      if (out_.find("\\u0000", at) == std::string::npos) return;
-      const std::string text = out_.substr(at);
-      out_.resize(at);
-      json::AppendQuoted(text, &out_);
-    } else {
-      Str(key, std::string_view(v.Dump()));
-    }
-  }
   void Null(const char* key) {
     Key(key);
     out_.append("null");
   }
-  bool empty() const { return out_.size() == 1; }
   std::string Finish() {
     out_.push_back(']');
     return std::move(out_);
@@ -732,18 +718,6 @@ absl::StatusOr<StateMachineRecord> PgStore::GetStateMachine(const std::string& n
       });
 }
 
-absl::StatusOr<StateMachineRecord> PgStore::GetRevision(const std::string& name, int revision) {
-  return impl_->With("load definition", [&](pqxx::connection& c) -> absl::StatusOr<StateMachineRecord> {
-    pqxx::read_transaction w(c);
-    auto r = w.exec_prepared(kGetRevision.name, name, revision);
-    if (r.empty()) {
-      return absl::NotFoundError(saga::StrCat("state machine '", name, "' has no revision ", revision));
-    }
-    return StateMachineRecord{name, r[0][0].as<int>(), revision, r[0][1].as<std::string>(),
-                              r[0][2].as<int64_t>(), r[0][3].as<int64_t>()};
-  });
-}
-
 absl::StatusOr<std::vector<StateMachineRecord>> PgStore::ListStateMachines(
     const std::string& after, int limit) {
   return impl_->With(
@@ -854,7 +828,7 @@ class PgTxn : public TransitionTxn {
       return absl::NotFoundError(
           saga::StrCat("state machine '", state_machine, "' has no revision ", revision));
     }
-    return r[0][1].as<std::string>();
+    return r[0][0].as<std::string>();
   }
   absl::StatusOr<std::optional<TaskRecord>> LockTask(int64_t task_id) override {
     auto r = w_.exec_prepared(kLockTask.name, id_, task_id);
@@ -873,7 +847,6 @@ bool Batchable(const Writes& wr) {
   return Combinable(wr) && !wr.heartbeat && !wr.released && wr.deleted_timers.empty() &&
          wr.new_timers.empty() && !wr.notify_timers;
 }
-
 
 }  // namespace
 

@@ -134,7 +134,8 @@ class TransitionTxn {
   virtual absl::StatusOr<std::vector<engine::Event>> LoadEvents(int64_t after_id) = 0;
   // The task row, locked; nullopt when it no longer exists.
   virtual absl::StatusOr<std::optional<TaskRecord>> LockTask(int64_t task_id) = 0;
-  // A state machine revision's definition, read in this transaction (a
+  // A state machine revision's definition (kept when the machine is
+  // deleted), read in this transaction (a
   // transition must never wait for a second pooled connection while it
   // holds one: enough of them at once would hold the whole pool).
   virtual absl::StatusOr<std::string> LoadDefinition(const std::string& state_machine,
@@ -165,9 +166,6 @@ class PgStore {
                                                         int64_t now_us);
   // revision 0: the latest. Deleted machines are NotFound.
   absl::StatusOr<StateMachineRecord> GetStateMachine(const std::string& name, int revision);
-  // A revision's definition even if the machine was deleted since (running
-  // executions keep their revision).
-  absl::StatusOr<StateMachineRecord> GetRevision(const std::string& name, int revision);
   absl::StatusOr<std::vector<StateMachineRecord>> ListStateMachines(const std::string& after,
                                                                     int limit);
   absl::Status DeleteStateMachine(const std::string& name);
