@@ -405,9 +405,17 @@ class Load {
     threads_.clear();
   }
 
+  // Each stream worker's registrations so far.
+  std::vector<uint64_t> Registrations() const {
+    std::vector<uint64_t> v;
+    for (const auto& w : stream_workers_) v.push_back(w->stats().connections);
+    return v;
+  }
+
   // Marks a restart: the first events after it are recorded.
   void MarkRestart() {
     restart_us_ = MonoUs();
+    restart_wall_us_ = WallUs();
     first_start_us_ = 0;
     first_task_us_ = 0;
     first_success_us_ = 0;
@@ -425,8 +433,20 @@ class Load {
   std::atomic<int64_t> started{0}, succeeded{0}, start_errors{0}, poll_errors{0}, success_errors{0},
       stale_acks{0}, empty_polls{0};
   std::atomic<int64_t> restart_us_{0}, first_start_us_{0}, first_task_us_{0}, first_success_us_{0};
+  // The restart on the wall clock: tasks scheduled before it (pushed by the
+  // killed coordinator, still on their way) do not count as recovered work.
+  std::atomic<int64_t> restart_wall_us_{0};
 
  private:
+  static int64_t WallUs() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  bool ScheduledAfterRestart(std::chrono::system_clock::time_point scheduled) const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(scheduled.time_since_epoch())
+               .count() >= restart_wall_us_.load();
+  }
   static void Mark(std::atomic<int64_t>& slot, const std::atomic<int64_t>& after) {
     const int64_t now = MonoUs();
     if (after.load() == 0 || now < after.load()) return;
@@ -466,11 +486,12 @@ class Load {
             scheduled_latencies_.push_back(since_scheduled);
           }
         }
-        Mark(first_task_us_, restart_us_);
+        const bool recovered = ScheduledAfterRestart(ctx.info().scheduled);
+        if (recovered) Mark(first_task_us_, restart_us_);
         if (last) {
           // Counted when the handler returns: its result commits the end.
           ++succeeded;
-          Mark(first_success_us_, restart_us_);
+          if (recovered) Mark(first_success_us_, restart_us_);
           Release();
         }
         return kOutput;
@@ -550,7 +571,8 @@ class Load {
         ++empty_polls;
         continue;
       }
-      Mark(first_task_us_, restart_us_);
+      const bool recovered = task.scheduled_unix_us() >= restart_wall_us_.load();
+      if (recovered) Mark(first_task_us_, restart_us_);
       // Complete it; retry while the coordinator is unreachable (a restart).
       const auto t0 = Clock::now();
       while (true) {
@@ -565,7 +587,7 @@ class Load {
         if (ss.ok()) {
           success_latency.Add(ts);
           ++succeeded;
-          Mark(first_success_us_, restart_us_);
+          if (recovered) Mark(first_success_us_, restart_us_);
           Release();
           break;
         }
@@ -820,6 +842,7 @@ int SampleTransitions(v1::SagaCoordinator::Stub& stub) {
 
 struct Recovery {
   double listening_s = 0, first_start_s = 0, first_task_s = 0, first_success_s = 0;
+  double workers_back_s = 0;  // every stream worker registered again
   double after_executions_per_sec = 0;
   int64_t stale_acks = 0, stuck = 0;
   bool ok = false;
@@ -828,13 +851,33 @@ struct Recovery {
 Recovery MeasureRecovery(Load& load, CoordinatorProcess& proc) {
   Recovery r;
   const int64_t stale0 = load.stale_acks.load();
+  std::vector<uint64_t> registrations0;
   std::this_thread::sleep_for(std::chrono::seconds(2));  // under load
+  registrations0 = load.Registrations();
   proc.Kill9();
   load.MarkRestart();
   const int64_t restart = load.restart_us_.load();
   r.listening_s = proc.Start();
   const auto t0 = Clock::now();
+  // Every stream worker registered again:
+  r.workers_back_s = -1;
+  auto all_back = [&] {
+    std::vector<uint64_t> now = load.Registrations();
+    for (size_t i = 0; i < now.size(); ++i) {
+      if (now[i] <= registrations0[i]) return false;
+    }
+    return true;
+  };
   while (load.first_success_us_.load() == 0 && Since(t0) < 60) {
+    if (r.workers_back_s < 0 && all_back()) {
+      r.workers_back_s = static_cast<double>(MonoUs() - restart) / 1e6;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  while (r.workers_back_s < 0 && Since(t0) < 60) {
+    if (all_back()) {
+      r.workers_back_s = static_cast<double>(MonoUs() - restart) / 1e6;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   // The other milestones (a start may wait for a free slot, a new task for
@@ -857,7 +900,8 @@ Recovery MeasureRecovery(Load& load, CoordinatorProcess& proc) {
   r.stale_acks = load.stale_acks.load() - stale0;
   std::cout << "recovery (kill -9 under load, restart on the same port): listening after "
             << Fixed(r.listening_s * 1000, 0) << " ms, first StartExecution accepted after "
-            << Fixed(r.first_start_s * 1000, 0) << " ms, first task handed out after "
+            << Fixed(r.first_start_s * 1000, 0) << " ms, every stream worker registered again after "
+            << Fixed(r.workers_back_s * 1000, 0) << " ms, first task scheduled by the restarted coordinator at a handler after "
             << Fixed(r.first_task_s * 1000, 0) << " ms, first execution SUCCEEDED after "
             << Fixed(r.first_success_s * 1000, 0) << " ms; then "
             << Fixed(r.after_executions_per_sec, 0) << " executions/s; " << r.stale_acks
@@ -1210,6 +1254,7 @@ int DurableMain(const std::vector<std::string>& args) {
       << ",\"listening_ms\":" << Fixed(rec.listening_s * 1000, 1)
       << ",\"first_start_ms\":" << Fixed(rec.first_start_s * 1000, 1)
       << ",\"first_task_ms\":" << Fixed(rec.first_task_s * 1000, 1)
+      << ",\"workers_back_ms\":" << Fixed(rec.workers_back_s * 1000, 1)
       << ",\"first_succeeded_ms\":" << Fixed(rec.first_success_s * 1000, 1)
       << ",\"executions_per_sec_after\":" << Fixed(rec.after_executions_per_sec, 1)
       << ",\"lost_answers\":" << rec.stale_acks << "}";

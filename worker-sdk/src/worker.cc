@@ -348,6 +348,39 @@ struct Worker::Impl {
     }
   }
 
+  std::chrono::milliseconds Jittered(std::chrono::milliseconds backoff) {
+    // Uniform in [backoff/2, backoff].
+    std::lock_guard<std::mutex> g(mu);
+    std::uniform_int_distribution<int64_t> d(backoff.count() / 2, backoff.count());
+    return std::chrono::milliseconds(d(rng));
+  }
+
+  // Waits until the channel is connected; false once closing. The retries
+  // run on this loop's own jittered backoff: after each wait the channel's
+  // backoff is reset, which makes gRPC try again at once. (Left to gRPC
+  // 1.51's own retry timer, a reconnection after a coordinator restart
+  // sometimes came ~1 s late, seen with GRPC_TRACE=subchannel.) Waiting in
+  // WaitForConnected also polls the connection attempt.
+  bool Connect() {
+    auto backoff = opts.reconnect_min;
+    while (true) {
+      if (channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) return true;
+      const auto until = std::chrono::steady_clock::now() + Jittered(backoff);
+      while (std::chrono::steady_clock::now() < until) {
+        {
+          std::lock_guard<std::mutex> g(mu);
+          if (closing) return false;
+        }
+        // In slices, so that Shutdown is not kept waiting.
+        const auto slice = std::min<std::chrono::steady_clock::duration>(
+            until - std::chrono::steady_clock::now(), std::chrono::milliseconds(100));
+        if (channel->WaitForConnected(std::chrono::system_clock::now() + slice)) return true;
+      }
+      grpc::experimental::ChannelResetConnectionBackoff(channel.get());
+      backoff = std::min(opts.reconnect_max, backoff * 2);
+    }
+  }
+
   void ConnectionLoop() {
     auto backoff = opts.reconnect_min;
     while (true) {
@@ -355,15 +388,22 @@ struct Worker::Impl {
         std::lock_guard<std::mutex> g(mu);
         if (closing) return;
       }
+      if (!Connect()) return;
       auto ctx = std::make_shared<grpc::ClientContext>();
-      auto stub = v1::SagaCoordinator::NewStub(channel);
-      std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> s(
-          stub->WorkerStream(ctx.get()));
+      // Should the connection drop again right now: wait for the next one
+      // (polling it) rather than fail at once, when a connection made is
+      // only noticed by gRPC's backup poller, up to 5 s later.
+      ctx->set_wait_for_ready(true);
       {
+        // Set before the call starts (the stream's constructor blocks until
+        // connected), so that Shutdown's TryCancel ends that wait too.
         std::lock_guard<std::mutex> g(mu);
         if (closing) return;
         call_ctx = ctx;
       }
+      auto stub = v1::SagaCoordinator::NewStub(channel);
+      std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> s(
+          stub->WorkerStream(ctx.get()));
       v1::WorkerMessage reg;
       reg.mutable_register_()->set_identity(opts.identity);
       for (const auto& [a, h] : handlers) reg.mutable_register_()->add_activities(a);
@@ -425,13 +465,9 @@ struct Worker::Impl {
         if (closing) return;
       }
       cv.notify_all();
-      // Jittered exponential backoff: uniform in [backoff/2, backoff].
-      std::chrono::milliseconds wait;
-      {
-        std::lock_guard<std::mutex> g(mu);
-        std::uniform_int_distribution<int64_t> d(backoff.count() / 2, backoff.count());
-        wait = std::chrono::milliseconds(d(rng));
-      }
+      // Jittered exponential backoff between streams (a refused
+      // registration, a stream broken right after it was made).
+      const std::chrono::milliseconds wait = Jittered(backoff);
       backoff = std::min(opts.reconnect_max, backoff * 2);
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_for(lock, wait, [&] { return closing; });
