@@ -742,6 +742,13 @@ Window Measure(Pg& pg, Load& load, CoordinatorProcess& proc, const Options& o,
             << std::thread::hardware_concurrency() << " cores busy with the three)\n"
             << "  coordinator memory: VmRSS " << Fixed(w.rss_mb, 1) << " MiB (peak "
             << Fixed(w.hwm_mb, 1) << " MiB)\n";
+  auto lsn = [](uint64_t v) {
+    std::ostringstream t;
+    t << std::uppercase << std::hex << (v >> 32) << "/" << (v & 0xffffffffu);
+    return t.str();
+  };
+  std::cout << "  WAL of the window (for pg_waldump --stats=record): --start " << lsn(a.wal_lsn)
+            << " --end " << lsn(b.wal_lsn) << "\n";
   PrintStatements(pg, o, w.executions);
   return w;
 }
@@ -947,6 +954,12 @@ Scale Park(Pg& pg, const Options& o, const std::string& target) {
     const std::string name = "'park-' || g";
     std::cout << "  cloning " << sql << " executions of " << kParkMachine << " (template " << id
               << ")" << std::flush;
+    // The clones' events are the template's with its id and name replaced,
+    // which needs them as text (a short history is never deflated).
+    if (pg.One("SELECT count(*) FROM history WHERE events_z IS NOT NULL AND execution_id = '" +
+               id + "'") != "0") {
+      Die("the parked template's history is deflated; cannot clone it with SQL");
+    }
     for (int64_t from = 1; from <= sql; from += 100000) {
       const std::string lo = std::to_string(from);
       const std::string hi = std::to_string(std::min(sql, from + 99999));
@@ -966,8 +979,9 @@ Scale Park(Pg& pg, const Options& o, const std::string& target) {
           "t.output, t.error, t.cause FROM executions t, " +
           gen + "WHERE t.execution_id = '" + id +
           "'; "
-          "INSERT INTO history (execution_id, last_event_id, first_event_id, events) SELECT " +
-          new_id + ", t.last_event_id, t.first_event_id, " + fixed("t.events") +
+          "INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
+          "SELECT " +
+          new_id + ", t.last_event_id, t.first_event_id, " + fixed("t.events") + ", NULL" +
           " FROM history t, " + gen + "WHERE t.execution_id = '" + id +
           "'; "
           "INSERT INTO timers (execution_id, timer_id, fire_at_us) SELECT " +
@@ -1153,17 +1167,32 @@ std::string MeasureSaga(Pg& pg, const Options& o, CoordinatorProcess& proc,
   while (load.succeeded.load() < 2 && Since(t0) < 30) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // States entered by one finished execution (the first may still be
-  // committing when its last handler has run).
-  std::string entered = "0";
-  while (std::atoi(entered.c_str()) == 0 && Since(t0) < 30) {
-    entered = pg.One(
-        "SELECT count(*) FROM history h, json_array_elements(h.events::json) AS ev "
-        "WHERE h.execution_id = (SELECT execution_id FROM executions WHERE state_machine = '" +
-        std::string(kSagaMachine) + "' AND status = 2 LIMIT 1) AND ev->>3 LIKE '%StateEntered'");
-    if (std::atoi(entered.c_str()) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // States entered by one finished execution (through the API: history
+  // rows may be stored deflated).
+  int entered = 0;
+  while (entered == 0 && Since(t0) < 30) {
+    grpc::ClientContext c1;
+    Deadline(&c1, 10000);
+    v1::ListExecutionsRequest list;
+    list.set_state_machine(kSagaMachine);
+    list.set_status_filter(v1::SUCCEEDED);
+    list.set_max_results(1);
+    v1::ListExecutionsResponse done;
+    grpc::Status s = stub.ListExecutions(&c1, list, &done);
+    if (s.ok() && done.executions_size() > 0) {
+      grpc::ClientContext c2;
+      Deadline(&c2, 10000);
+      v1::GetExecutionHistoryRequest hist;
+      hist.set_execution_arn(done.executions(0).execution_arn());
+      hist.set_max_results(1000);
+      v1::GetExecutionHistoryResponse events;
+      s = stub.GetExecutionHistory(&c2, hist, &events);
+      if (!s.ok()) Die("GetExecutionHistory: " + s.error_message());
+      for (const auto& e : events.events()) entered += e.type().ends_with("StateEntered") ? 1 : 0;
+    }
+    if (entered == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  const int per_execution = std::max(1, std::atoi(entered.c_str()));
+  const int per_execution = std::max(1, entered);
   Window w = Measure(pg, load, proc, o, per_execution, "order saga (5 tasks)");
   load.Stop();
   std::ostringstream j;

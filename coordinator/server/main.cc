@@ -2,8 +2,9 @@
 //
 //   saga-coordinator --listen HOST:PORT --database-url CONNINFO
 //                    [--no-migrate] [--pool-size N] [--token-secret S]
-// Flags fall back to SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE and
-// SAGA_TOKEN_SECRET. Wiring only: configuration, migrations, the gRPC server,
+//                    [--history-compression-from BYTES]
+// Flags fall back to SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE,
+// SAGA_TOKEN_SECRET and SAGA_HISTORY_COMPRESSION_FROM. Wiring only: configuration, migrations, the gRPC server,
 // signals. SIGTERM/SIGINT drain: stop taking new work, finish in-flight RPCs
 // (long polls return empty), exit 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -11,6 +12,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <random>
@@ -27,7 +29,12 @@ namespace {
 constexpr char kUsage[] =
     "usage: saga-coordinator --listen HOST:PORT --database-url CONNINFO [--no-migrate]\n"
     "                        [--pool-size N] [--token-secret SECRET]\n"
-    "  (or SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE, SAGA_TOKEN_SECRET)\n";
+    "                        [--history-compression-from BYTES]\n"
+    "  (or SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE, SAGA_TOKEN_SECRET,\n"
+    "   SAGA_HISTORY_COMPRESSION_FROM)\n"
+    "  --history-compression-from: history rows (a transition's events) of at least\n"
+    "  this many bytes of JSON are stored deflated when that saves a fifth (default\n"
+    "  256; 0 stores every row as readable JSON text)\n";
 
 std::string Env(const char* name, const std::string& def = "") {
   const char* v = std::getenv(name);
@@ -57,6 +64,7 @@ int main(int argc, char** argv) {
   std::string db = Env("SAGA_DATABASE_URL");
   std::string secret = Env("SAGA_TOKEN_SECRET");
   int pool = std::atoi(Env("SAGA_POOL_SIZE", "16").c_str());
+  std::string compress_from = Env("SAGA_HISTORY_COMPRESSION_FROM", "256");
   bool migrate = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -69,6 +77,7 @@ int main(int argc, char** argv) {
     if (a == "--listen" && value(&listen)) continue;
     if (a == "--database-url" && value(&db)) continue;
     if (a == "--token-secret" && value(&secret)) continue;
+    if (a == "--history-compression-from" && value(&compress_from)) continue;
     if (a == "--pool-size" && value(&v)) {
       pool = std::atoi(v.c_str());
       continue;
@@ -87,7 +96,17 @@ int main(int argc, char** argv) {
   if (db.empty()) return Fail("--database-url (or SAGA_DATABASE_URL) is required");
   if (pool < 1 || pool > 256) return Fail("--pool-size must be between 1 and 256");
 
-  auto store = saga::storage::PgStore::Open(db, pool);
+  saga::storage::PgStoreOptions store_options;
+  {
+    const char* end = compress_from.data() + compress_from.size();
+    auto [ptr, ec] = std::from_chars(compress_from.data(), end, store_options.compress_history_from);
+    if (compress_from.empty() || ec != std::errc() || ptr != end ||
+        store_options.compress_history_from < 0) {
+      return Fail("--history-compression-from must be a number of bytes (0 turns it off), not '" +
+                  compress_from + "'");
+    }
+  }
+  auto store = saga::storage::PgStore::Open(db, pool, store_options);
   if (!store.ok())
     return Fail(std::string("cannot connect to the database: ") +
                 std::string(store.status().message()));

@@ -96,6 +96,19 @@ TEST_F(Migrations, NoMigrateOnAnEmptyDatabaseRefusesToStartNamingTheSchemaVersio
   EXPECT_EQ(none.rows[0][0], "t");
 }
 
+TEST_F(Migrations, ABadHistoryCompressionFlagIsRefusedNamingIt) {
+  for (const char* bad : {"-1", "12kb", ""}) {
+    CoordinatorProcess p({"--listen", "127.0.0.1:0", "--database-url", dsn(),
+                          "--history-compression-from", bad},
+                         "bad flag");
+    std::optional<int> code = p.WaitExit(seconds(20));
+    ASSERT_TRUE(code.has_value()) << "still running; output:\n" << p.Stderr();
+    EXPECT_NE(*code, 0);
+    EXPECT_THAT(p.Stderr(), HasSubstr("--history-compression-from must be a number of bytes"))
+        << bad;
+  }
+}
+
 TEST_F(Migrations, TwoCoordinatorsStartingAtOnceApplyEachMigrationOnce) {
   CoordinatorProcess a({"--listen", "127.0.0.1:0", "--database-url", dsn()}, "a");
   CoordinatorProcess b({"--listen", "127.0.0.1:0", "--database-url", dsn()}, "b");
@@ -118,7 +131,10 @@ TEST_F(Migrations, AHistoryOfVersionOneReadsTheSameAfterTheUpgradeToBatches) {
       "A":{"Type":"Pass","Result":{"x":"\u00e9"},"ResultPath":"$.a","Next":"W"},
       "W":{"Type":"Wait","Seconds":1,"Next":"B"},
       "B":{"Type":"Pass","End":true}}})";
-  auto c = Start();
+  // History rows as readable JSON text, so that SQL can rebuild version 1.
+  CoordinatorOptions text_history;
+  text_history.extra_args = {"--history-compression-from", "0"};
+  auto c = Start(text_history);
   ASSERT_TRUE(c);
   auto stub = c->NewStub();
   ASSERT_TRUE(IsOk(CreateStateMachine(stub.get(), "m", kMachine)));

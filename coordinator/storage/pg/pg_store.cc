@@ -10,6 +10,7 @@
 #include <regex>
 #include <string_view>
 #include <unordered_set>
+#include <zlib.h>
 
 #include "coordinator/common/json.h"
 #include "coordinator/common/strings.h"
@@ -55,20 +56,20 @@ constexpr Query kUpdateExecution{
 // The history: one row per transition (migration 2), see AddEvents.
 constexpr Query kInsertEvents{
     "insert_events",
-    "INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
-    "SELECT execution_id, last_event_id, first_event_id, events "
+    "INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_z "
     "FROM json_populate_recordset(NULL::history, $1::json)"};
 constexpr Query kLoadEvents{"load_events",
-                            "SELECT events FROM history WHERE execution_id = $1 "
+                            "SELECT events, events_z FROM history WHERE execution_id = $1 "
                             "AND last_event_id > $2 ORDER BY last_event_id"};
 // Each row holds at least one event: `limit` rows hold `limit` events.
 constexpr Query kHistoryAsc{"history_asc",
-                            "SELECT events FROM history WHERE execution_id = $1 "
+                            "SELECT events, events_z FROM history WHERE execution_id = $1 "
                             "AND last_event_id > $2 ORDER BY last_event_id LIMIT $3"};
 // Events before $2, newest first: from the row holding event $2 - 1 down.
 constexpr Query kHistoryDesc{
     "history_desc",
-    "SELECT events FROM history WHERE execution_id = $1 AND first_event_id < $2 "
+    "SELECT events, events_z FROM history WHERE execution_id = $1 AND first_event_id < $2 "
     "AND last_event_id <= COALESCE((SELECT last_event_id FROM history WHERE execution_id = $1 "
     "AND last_event_id >= $2 - 1 ORDER BY last_event_id LIMIT 1), $2) "
     "ORDER BY last_event_id DESC LIMIT $3"};
@@ -137,8 +138,8 @@ constexpr Query kWriteTransition{
     "write_transition",
     "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = $3, "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1), "
-    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
-    "SELECT execution_id, last_event_id, first_event_id, events "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_z "
     "FROM json_populate_recordset(NULL::history, $8::json)), "
     "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[])), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
@@ -156,8 +157,8 @@ constexpr Query kWriteTransitionIfVersion{
     "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = COALESCE($3, last_event_id), "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1 AND version = $15 "
     "RETURNING 1), "
-    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
-    "SELECT execution_id, last_event_id, first_event_id, events "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_z "
     "FROM json_populate_recordset(NULL::history, $8::json) WHERE EXISTS (SELECT 1 FROM u)), "
     "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[]) "
     "AND EXISTS (SELECT 1 FROM u)), "
@@ -175,8 +176,8 @@ constexpr Query kWriteNewExecution{
     "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
     "version, last_event_id, start_us, stop_us, input, output, error, cause) "
     "VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12)), "
-    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
-    "SELECT execution_id, last_event_id, first_event_id, events "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_z "
     "FROM json_populate_recordset(NULL::history, $13::json)), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
     "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
@@ -213,8 +214,8 @@ constexpr Query kWriteBatch{
     "output = r.output, error = r.error, cause = r.cause FROM r "
     "WHERE e.execution_id = r.execution_id AND e.version = r.v RETURNING e.execution_id), "
     "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), "
-    "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events) "
-    "SELECT execution_id, last_event_id, first_event_id, events "
+    "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_z "
     "FROM json_populate_recordset(NULL::history, $3::json) "
     "WHERE execution_id IN (SELECT execution_id FROM ok)), "
     "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, "
@@ -381,10 +382,74 @@ class RowsJson {
   bool first_ = true;
 };
 
+// History rows hold their events JSON as text (`events`) or, from
+// migration 3, raw-deflated (`events_z`, zlib level 1) when the text is at
+// least PgStoreOptions::compress_history_from bytes and deflating saves a
+// fifth or more: a transition's events repeat its payloads (the input a
+// state entered with is also what its task was scheduled with), so this
+// about thirds the largest rows, and their WAL.
+std::string Deflate(std::string_view text) {
+  // One stream per thread, reset per row, with a 4 KiB window and a small
+  // hash table (memLevel 4): zlib's defaults (32 KiB, memLevel 8) made setting
+  // up a stream cost several times more than deflating a ~1 KiB row, for no
+  // better ratio on rows this size (measured on the saga benchmark's rows).
+  struct Stream {
+    z_stream z{};
+    bool ok = deflateInit2(&z, 1, Z_DEFLATED, -12, 4, Z_DEFAULT_STRATEGY) == Z_OK;
+    ~Stream() {
+      if (ok) deflateEnd(&z);
+    }
+  };
+  thread_local Stream s;
+  if (!s.ok || deflateReset(&s.z) != Z_OK) return {};
+  std::string out(deflateBound(&s.z, static_cast<uLong>(text.size())), '\0');
+  s.z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  s.z.avail_in = static_cast<uInt>(text.size());
+  s.z.next_out = reinterpret_cast<Bytef*>(out.data());
+  s.z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&s.z, Z_FINISH);
+  out.resize(s.z.total_out);
+  return rc == Z_STREAM_END ? out : std::string();
+}
+
+// At most 64 MiB out: a history row is a transition's events, each payload
+// at most 256 KiB.
+absl::StatusOr<std::string> Inflate(std::string_view data) {
+  constexpr size_t kMaxOut = size_t{64} << 20;
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) return absl::InternalError("inflateInit2 failed");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  std::string out;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    const size_t have = out.size();
+    out.resize(have == 0 ? data.size() * 4 + 64 : have * 2);
+    if (out.size() > kMaxOut) break;
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + have);
+    z.avail_out = static_cast<uInt>(out.size() - have);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.resize(have + (out.size() - have - z.avail_out));
+    if (rc == Z_BUF_ERROR && z.avail_in > 0) rc = Z_OK;  // output full: grow
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) return absl::DataLossError("history row: events_z is not deflate data");
+  return out;
+}
+
+// The events JSON text of a history row read as (events, events_z).
+absl::StatusOr<std::string> HistoryRowText(const pqxx::row& row) {
+  if (!row[0].is_null()) return row[0].as<std::string>();
+  if (row[1].is_null()) return absl::DataLossError("history row without events");
+  const pqxx::binarystring z(row[1]);
+  return Inflate(std::string_view(reinterpret_cast<const char*>(z.data()), z.size()));
+}
+
 // The history row of one transition: its events as one JSON array, each
 // [id, ts_us, frame, "Type", "State" or null, {details}]. Nothing for a
 // transition without events.
-void AddEvents(RowsJson* j, const std::string& id, const std::vector<engine::Event>& events) {
+void AddEvents(RowsJson* j, const std::string& id, const std::vector<engine::Event>& events,
+               int compress_from) {
   if (events.empty()) return;
   std::string text = "[";
   char buf[24];
@@ -415,7 +480,21 @@ void AddEvents(RowsJson* j, const std::string& id, const std::vector<engine::Eve
   j->Str("execution_id", id);
   j->Int("last_event_id", events.back().id);
   j->Int("first_event_id", events.front().id);
-  j->JsonText("events", text);
+  std::string z;
+  if (compress_from > 0 && text.size() >= static_cast<size_t>(compress_from)) z = Deflate(text);
+  if (!z.empty() && z.size() * 5 <= text.size() * 4) {
+    // bytea's hex input form, "\x0a1b...".
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex = "\\x";
+    hex.reserve(2 + z.size() * 2);
+    for (unsigned char c : z) {
+      hex.push_back(kHex[c >> 4]);
+      hex.push_back(kHex[c & 15]);
+    }
+    j->Str("events_z", hex);
+  } else {
+    j->JsonText("events", text);
+  }
   j->End();
 }
 
@@ -445,9 +524,10 @@ absl::Status AppendHistoryRow(const std::string& text, int64_t after, int64_t be
   return absl::OkStatus();
 }
 
-std::string EventsJson(const std::string& id, const std::vector<engine::Event>& events) {
+std::string EventsJson(const std::string& id, const std::vector<engine::Event>& events,
+                       int compress_from) {
   RowsJson j;
-  AddEvents(&j, id, events);
+  AddEvents(&j, id, events, compress_from);
   return j.Finish();
 }
 
@@ -500,6 +580,7 @@ std::string IdArray(const std::vector<int64_t>& ids) {
 // Connection pool
 
 struct PgStore::Impl {
+  PgStoreOptions options;
   std::string conninfo;
   int max_size = 8;
   std::mutex mu;
@@ -592,8 +673,9 @@ PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PgStore::~PgStore() = default;
 
 absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& conninfo,
-                                                       int pool_size) {
+                                                       int pool_size, PgStoreOptions options) {
   auto impl = std::make_unique<Impl>();
+  impl->options = options;
   impl->conninfo = conninfo;
   impl->max_size = std::max(1, pool_size);
   auto c = impl->Acquire();
@@ -788,8 +870,10 @@ void WriteRest(pqxx::work& w, const std::string& id, const Writes& wr) {
   if (wr.notify_timers) w.exec_prepared(kNotify.name, TimerNote());
 }
 
-void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr) {
-  if (!wr.events.empty()) w.exec_prepared0(kInsertEvents.name, EventsJson(id, wr.events));
+void WriteAll(pqxx::work& w, const std::string& id, const Writes& wr, int compress_from) {
+  if (!wr.events.empty()) {
+    w.exec_prepared0(kInsertEvents.name, EventsJson(id, wr.events, compress_from));
+  }
   if (!wr.deleted_tasks.empty()) {
     w.exec_prepared0(kDeleteTasks.name, id, IdArray(wr.deleted_tasks));
   }
@@ -816,7 +900,9 @@ class PgTxn : public TransitionTxn {
     auto r = w_.exec_prepared(kLoadEvents.name, id_, after_id);
     std::vector<engine::Event> out;
     for (const auto& row : r) {
-      absl::Status s = AppendHistoryRow(row[0].as<std::string>(), after_id, INT64_MAX, &out);
+      auto text = HistoryRowText(row);
+      if (!text.ok()) return text.status();
+      absl::Status s = AppendHistoryRow(*text, after_id, INT64_MAX, &out);
       if (!s.ok()) return s;
     }
     return out;
@@ -940,7 +1026,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
         started.End();
       }
     }
-    AddEvents(&events, id, wr.events);
+    AddEvents(&events, id, wr.events, options.compress_history_from);
     AddTasks(&tasks, wr.new_tasks);
   }
   const std::string creates_json = creates.Finish(), updates_json = updates.Finish(),
@@ -991,7 +1077,7 @@ absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& 
                     row.revision, first.status,
                     first.events.empty() ? int64_t{0} : first.events.back().id, row.start_us,
                     first.stop_us, row.input, first.output, first.error, first.cause,
-                    EventsJson(row.execution_id, first.events), TasksJson(first.new_tasks));
+                    EventsJson(row.execution_id, first.events, impl_->options.compress_history_from), TasksJson(first.new_tasks));
     WriteRest(w, row.execution_id, first);
     w.commit();
     return absl::OkStatus();
@@ -1071,8 +1157,10 @@ absl::StatusOr<std::vector<engine::Event>> PgStore::History(const std::string& e
                                                 execution_id, cursor, limit);
                        std::vector<engine::Event> out;
                        for (const auto& row : r) {
+                         auto text = HistoryRowText(row);
+                         if (!text.ok()) return text.status();
                          absl::Status s = AppendHistoryRow(
-                             row[0].as<std::string>(), reverse ? INT64_MIN : cursor,
+                             *text, reverse ? INT64_MIN : cursor,
                              reverse ? cursor : INT64_MAX, &out);
                          if (!s.ok()) return s;
                        }
@@ -1110,7 +1198,7 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
     if (Combinable(*wr)) {
       const auto& st = wr->started;
       w.exec_prepared(kWriteTransition.name, execution_id, wr->status, last, wr->stop_us,
-                      wr->output, wr->error, wr->cause, EventsJson(execution_id, wr->events),
+                      wr->output, wr->error, wr->cause, EventsJson(execution_id, wr->events, impl_->options.compress_history_from),
                       IdArray(wr->deleted_tasks), TasksJson(wr->new_tasks),
                       st ? std::optional<int64_t>(st->task_id) : std::nullopt,
                       st ? std::optional<int64_t>(st->started_us) : std::nullopt,
@@ -1120,7 +1208,7 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
     } else {
       w.exec_prepared0(kUpdateExecution.name, execution_id, wr->status, last, wr->stop_us,
                        wr->output, wr->error, wr->cause);
-      WriteAll(w, execution_id, *wr);
+      WriteAll(w, execution_id, *wr, impl_->options.compress_history_from);
     }
     w.commit();
     return absl::OkStatus();
@@ -1146,7 +1234,7 @@ absl::StatusOr<bool> PgStore::WriteIfVersion(const std::string& execution_id, in
     auto r = w.exec_prepared(kWriteTransitionIfVersion.name, execution_id, wr.status,
                              last < 0 ? std::optional<int64_t>() : std::optional<int64_t>(last),
                              wr.stop_us, wr.output, wr.error, wr.cause,
-                             EventsJson(execution_id, wr.events), IdArray(wr.deleted_tasks),
+                             EventsJson(execution_id, wr.events, impl_->options.compress_history_from), IdArray(wr.deleted_tasks),
                              TasksJson(wr.new_tasks),
                              st ? std::optional<int64_t>(st->task_id) : std::nullopt,
                              st ? std::optional<int64_t>(st->started_us) : std::nullopt,

@@ -142,11 +142,19 @@ class TransitionTxn {
                                                      int revision) = 0;
 };
 
+struct PgStoreOptions {
+  // History rows whose events JSON is at least this long are stored
+  // deflated when that saves a fifth or more (0: never). Rows are read
+  // either way.
+  int compress_history_from = 256;
+};
+
 class PgStore {
  public:
   // Connects `pool_size` connections lazily; fails fast if the first cannot.
   static absl::StatusOr<std::unique_ptr<PgStore>> Open(const std::string& conninfo,
-                                                       int pool_size);
+                                                       int pool_size,
+                                                       PgStoreOptions options = {});
   ~PgStore();
 
   // Applies pending migrations under a PostgreSQL advisory lock, so
