@@ -296,6 +296,7 @@ grpc::Status SagaService::WorkerStream(
     m.mutable_registered()->set_worker_id(
         saga::StrCat(reg.identity, "#", next_id.fetch_add(1)));
     m.mutable_registered()->set_coordinator(c_->instance());
+    m.mutable_registered()->set_credit_on_results(true);
     if (!write(m)) return grpc::Status::OK;
   }
   std::thread dispatcher([&] { session.Run(); });
@@ -307,14 +308,36 @@ grpc::Status SagaService::WorkerStream(
     v1::CoordinatorMessage ack;
     auto* a = ack.mutable_ack();
     absl::Status s;
+    // A result's credit (CompleteTask.credit): granted once the result is
+    // settled, taken or refused for good.
+    auto settle = [&](int credit) {
+      if (credit == 0) return;
+      if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
+          s.code() == absl::StatusCode::kNotFound) {
+        (void)session.Grant(credit);  // in range: checked before applying
+      }
+    };
+    auto bad_credit = [](int credit, const char* field) {
+      return credit < 0 || credit > 1000
+                 ? absl::InvalidArgumentError(saga::StrCat(field, ": must be 0 to 1000"))
+                 : absl::OkStatus();
+    };
     switch (m.message_case()) {
       case v1::WorkerMessage::kComplete:
         a->set_request_id(m.complete().request_id());
-        s = session.Complete(m.complete().task_token(), m.complete().output());
+        s = bad_credit(m.complete().credit(), "complete.credit");
+        if (s.ok()) {
+          s = session.Complete(m.complete().task_token(), m.complete().output());
+          settle(m.complete().credit());
+        }
         break;
       case v1::WorkerMessage::kFail:
         a->set_request_id(m.fail().request_id());
-        s = session.Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
+        s = bad_credit(m.fail().credit(), "fail.credit");
+        if (s.ok()) {
+          s = session.Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
+          settle(m.fail().credit());
+        }
         break;
       case v1::WorkerMessage::kHeartbeat: {
         a->set_request_id(m.heartbeat().request_id());

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -570,6 +571,109 @@ TEST_F(Workers, LostTaskIsRedeliveredWhenItsWorkerRegistersAgain) {
   ASSERT_TRUE(s->Read(&in) && in.has_ack());
   EXPECT_EQ(in.ack().code(), 0) << in.ack().message();
   ctx.TryCancel();
+}
+
+// CompleteTask.credit / FailTask.credit: a worker of capacity one that lets
+// its results carry the credit gets its next task without a GrantCredit
+// (without the credit the second task would never come); a refused result
+// (FAILED_PRECONDITION) still returns it; a credit out of range is refused
+// naming the field, and the result is not applied.
+TEST_F(Workers, ACreditCarriedByAResultBringsTheNextTask) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Carry", OneTask("w.carry"))));
+  auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::SagaCoordinator::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(30));
+  auto s = stub->WorkerStream(&ctx);
+  pb::WorkerMessage reg;
+  reg.mutable_register_()->set_identity("carrier");
+  reg.mutable_register_()->add_activities("w.carry");
+  reg.mutable_register_()->set_max_concurrency(1);
+  ASSERT_TRUE(s->Write(reg));
+  pb::CoordinatorMessage in;
+  ASSERT_TRUE(s->Read(&in) && in.has_registered());
+  EXPECT_TRUE(in.registered().credit_on_results());
+  std::vector<std::string> arns;
+  for (int i = 0; i < 3; ++i) arns.push_back(Run("Carry", "[" + std::to_string(i) + "]"));
+  // Tasks may come before the ack of the result whose credit sent them.
+  std::deque<pb::PushedTask> tasks;
+  std::map<uint64_t, pb::WorkerAck> acks;
+  auto read_one = [&] {
+    pb::CoordinatorMessage m;
+    if (!s->Read(&m)) return false;
+    if (m.has_task()) tasks.push_back(m.task());
+    if (m.has_ack()) acks[m.ack().request_id()] = m.ack();
+    return true;
+  };
+  auto next_task = [&]() -> pb::PushedTask {
+    while (tasks.empty()) {
+      if (!read_one()) {
+        ADD_FAILURE() << "the stream ended without a task";
+        return {};
+      }
+    }
+    pb::PushedTask t = tasks.front();
+    tasks.pop_front();
+    return t;
+  };
+  auto ack_of = [&](uint64_t id) -> pb::WorkerAck {
+    while (!acks.count(id)) {
+      if (!read_one()) {
+        ADD_FAILURE() << "no ack for request " << id;
+        return {};
+      }
+    }
+    return acks[id];
+  };
+  // A credit out of range: refused naming the field, the result not taken.
+  pb::PushedTask t1 = next_task();
+  pb::WorkerMessage bad;
+  bad.mutable_complete()->set_request_id(1);
+  bad.mutable_complete()->set_task_token(t1.task_token());
+  bad.mutable_complete()->set_output("{}");
+  bad.mutable_complete()->set_credit(1001);
+  ASSERT_TRUE(s->Write(bad));
+  pb::WorkerAck a = ack_of(1);
+  EXPECT_EQ(a.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_THAT(a.message(), ::testing::HasSubstr("complete.credit"));
+  EXPECT_TRUE(tasks.empty()) << "a task beyond the capacity";
+  // The same result with one credit: taken, and the next task comes.
+  pb::WorkerMessage done = bad;
+  done.mutable_complete()->set_request_id(2);
+  done.mutable_complete()->set_credit(1);
+  ASSERT_TRUE(s->Write(done));
+  EXPECT_EQ(ack_of(2).code(), 0);
+  pb::PushedTask t2 = next_task();
+  EXPECT_NE(t2.task_token(), t1.task_token());
+  // The first result again, now stale: refused for good; its credit is
+  // capped by the capacity, which t2 holds.
+  done.mutable_complete()->set_request_id(3);
+  ASSERT_TRUE(s->Write(done));
+  EXPECT_EQ(ack_of(3).code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+  EXPECT_TRUE(tasks.empty()) << "a task beyond the capacity";
+  pb::WorkerMessage fail;
+  fail.mutable_fail()->set_request_id(4);
+  fail.mutable_fail()->set_task_token(t2.task_token());
+  fail.mutable_fail()->set_error("Carry.Failed");
+  fail.mutable_fail()->set_credit(1);
+  ASSERT_TRUE(s->Write(fail));
+  EXPECT_EQ(ack_of(4).code(), 0);
+  pb::PushedTask t3 = next_task();
+  pb::WorkerMessage last;
+  last.mutable_complete()->set_request_id(5);
+  last.mutable_complete()->set_task_token(t3.task_token());
+  last.mutable_complete()->set_output("{}");
+  ASSERT_TRUE(s->Write(last));
+  EXPECT_EQ(ack_of(5).code(), 0);
+  ctx.TryCancel();
+  int succeeded = 0, failed = 0;
+  for (const auto& arn : arns) {
+    const auto st = WaitFinished(stub_.get(), arn, seconds(20)).status();
+    succeeded += st == pb::SUCCEEDED ? 1 : 0;
+    failed += st == pb::FAILED ? 1 : 0;
+  }
+  EXPECT_EQ(succeeded, 2);
+  EXPECT_EQ(failed, 1);
 }
 
 TEST_F(Workers, BadRegistrationIsRefusedNamingTheField) {

@@ -86,6 +86,7 @@ struct Worker::Impl {
   std::shared_ptr<grpc::ClientContext> call_ctx;
   std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream;
   bool connected = false;
+  bool credit_on_results = false;  // the current stream's coordinator grants results' credits
   uint64_t generation = 0;  // bumped per connection
 
   bool started = false, stopping = false, closing = false, shut = false;
@@ -125,6 +126,25 @@ struct Worker::Impl {
     }
     WriteNow(m);
     return id;
+  }
+
+  // The credit a result carries (CompleteTask.credit): none while stopping.
+  int ResultCredit() {
+    std::lock_guard<std::mutex> g(mu);
+    return stopping ? 0 : 1;
+  }
+  // After a result's ack: the coordinator granted its credit itself when it
+  // said it would (WorkerRegistered.credit_on_results; the ack came on that
+  // same stream) and the result is settled; otherwise this grants it.
+  void CreditAfter(const v1::WorkerAck& a, int carried) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (carried > 0 && credit_on_results &&
+          (a.code() == 0 || a.code() == kFailedPrecondition || a.code() == kNotFound)) {
+        return;
+      }
+    }
+    GrantCredit();
   }
 
   void GrantCredit() {
@@ -229,15 +249,18 @@ struct Worker::Impl {
     }
     v1::WorkerMessage m;
     const bool ok = r.ok();
+    const int credit = ResultCredit();
     if (ok) {
       m.mutable_complete()->set_task_token(token);
       m.mutable_complete()->set_output(r.output().empty() ? "null" : r.output());
+      m.mutable_complete()->set_credit(credit);
     } else {
       m.mutable_fail()->set_task_token(token);
       m.mutable_fail()->set_error(r.error().error);
       m.mutable_fail()->set_cause(r.error().cause);
+      m.mutable_fail()->set_credit(credit);
     }
-    Send(m, true, [this, ok, token](const v1::WorkerAck& a) {
+    Send(m, true, [this, ok, token, credit](const v1::WorkerAck& a) {
       if (ok && a.code() == kInvalidArgument) {
         // The output was refused (not JSON, too large): fail the task with
         // the reason instead, so the state's Catch can see it.
@@ -245,12 +268,14 @@ struct Worker::Impl {
         f.mutable_fail()->set_task_token(token);
         f.mutable_fail()->set_error("Saga.InvalidOutput");
         f.mutable_fail()->set_cause(a.message());
-        Send(f, true, [this](const v1::WorkerAck& fa) {
+        const int fail_credit = ResultCredit();
+        f.mutable_fail()->set_credit(fail_credit);
+        Send(f, true, [this, fail_credit](const v1::WorkerAck& fa) {
           {
             std::lock_guard<std::mutex> g(mu);
             ++(fa.code() == 0 ? stats.tasks_failed : stats.results_refused);
           }
-          GrantCredit();
+          CreditAfter(fa, fail_credit);
         });
         return;
       }
@@ -264,7 +289,7 @@ struct Worker::Impl {
       }
       // Only now: the coordinator counts the task as held until it took the
       // result, and caps credits at max_concurrency minus tasks held.
-      GrantCredit();
+      CreditAfter(a, credit);
     });
   }
 
@@ -429,6 +454,7 @@ struct Worker::Impl {
           std::lock_guard<std::mutex> g(mu);
           stream = s;
           connected = true;
+          credit_on_results = in.registered().credit_on_results();
           ++generation;
           ++stats.connections;
           for (auto& [id, p] : outbox) unacked.push_back(p.msg);
