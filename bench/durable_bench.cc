@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -928,6 +929,25 @@ Recovery MeasureRecovery(Load& load, CoordinatorProcess& proc) {
   return r;
 }
 
+// A raw-deflated history row (bytea as hex) as its text; empty if damaged.
+std::string InflateHex(const std::string& hex) {
+  std::string bin;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    bin.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) return {};
+  std::string out(bin.size() * 20 + 1024, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(bin.data());
+  z.avail_in = static_cast<uInt>(bin.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  inflateEnd(&z);
+  return rc == Z_STREAM_END ? out : std::string();
+}
+
 struct Scale {
   int64_t parked = 0, parked_api = 0;
   double park_seconds = 0, vacuum_seconds = 0;
@@ -967,10 +987,17 @@ Scale Park(Pg& pg, const Options& o, const std::string& target) {
     std::cout << "  cloning " << sql << " executions of " << kParkMachine << " (template " << id
               << ")" << std::flush;
     // The clones' events are the template's with its id and name replaced,
-    // which needs them as text (a short history is never deflated).
-    if (pg.One("SELECT count(*) FROM history WHERE events_z IS NOT NULL AND execution_id = '" +
-               id + "'") != "0") {
-      Die("the parked template's history is deflated; cannot clone it with SQL");
+    // which needs them as text: the template's deflated rows are turned
+    // back into text first (the clones' rows then are text too).
+    for (const auto& r : pg.Query("SELECT first_event_id, encode(events_z, 'hex') FROM history "
+                                  "WHERE execution_id = '" + id + "' AND events_z IS NOT NULL")) {
+      const std::string text = InflateHex(r[1]);
+      if (text.empty() || text.find("$saga_json$") != std::string::npos) {
+        Die("cannot read the parked template's deflated history row " + r[0]);
+      }
+      pg.Query("UPDATE history SET events = $saga_json$" + text +
+               "$saga_json$, events_z = NULL WHERE execution_id = '" + id +
+               "' AND first_event_id = " + r[0]);
     }
     for (int64_t from = 1; from <= sql; from += 100000) {
       const std::string lo = std::to_string(from);
