@@ -4,7 +4,8 @@
 //   saga-bench durable --coordinator BIN --database-url CONNINFO [--seconds S]
 //       [--warmup W] [--starters N] [--workers M] [--max-in-flight K]
 //       [--pool-size P] [--log FILE] [--no-recovery] [--scale N] [--park-api K]
-//       [--pgbench-tps TPS] [--pg-stat-statements]
+//       [--pgbench-tps TPS] [--pg-stat-statements] [--poll-workers] [--concurrency C]
+//       [--saga] [--latency] [--latency-rate R]
 //
 // It spawns the coordinator (BIN --listen 127.0.0.1:PORT --database-url ...)
 // itself, so it can kill -9 and restart it, and measures:
@@ -634,6 +635,7 @@ struct Options {
   int concurrency = 16;  // handlers per stream worker
   bool saga = false;     // also the 5-task order saga
   bool latency = false;  // also dispatch latency at half the measured rate
+  double latency_rate = 0;  // --latency-rate R: at R executions/s instead
 };
 
 struct Window {
@@ -1117,6 +1119,10 @@ Options ParseOptions(const std::vector<std::string>& args) {
       o.saga = true;
     } else if (k == "--latency") {
       o.latency = true;
+    } else if (k == "--latency-rate") {
+      o.latency = true;
+      o.latency_rate = std::stod(value());
+      if (o.latency_rate <= 0) Die("--latency-rate must be above 0");
     } else {
       Die("unknown flag '" + k + "'");
     }
@@ -1125,7 +1131,8 @@ Options ParseOptions(const std::vector<std::string>& args) {
     Die("usage: saga-bench durable --coordinator BIN --database-url CONNINFO [--seconds S] "
         "[--warmup W] [--starters N] [--workers M] [--max-in-flight K] [--pool-size P] "
         "[--log FILE] [--no-recovery] [--scale N] [--park-api K] [--pgbench-tps TPS] "
-        "[--pg-stat-statements] [--poll-workers] [--concurrency C] [--saga] [--latency]");
+        "[--pg-stat-statements] [--poll-workers] [--concurrency C] [--saga] [--latency] "
+        "[--latency-rate R]");
   }
   return o;
 }
@@ -1278,7 +1285,10 @@ int DurableMain(const std::vector<std::string>& args) {
   load->Stop();
 
   std::string saga_json = "null", latency_json = "null";
-  if (o.latency) latency_json = MeasureLatency(o, proc, base.executions_per_sec * 0.5);
+  if (o.latency) {
+    latency_json = MeasureLatency(
+        o, proc, o.latency_rate > 0 ? o.latency_rate : base.executions_per_sec * 0.5);
+  }
   if (o.saga) saga_json = MeasureSaga(pg, o, proc, *stub);
 
   std::string scale_json = "null";
