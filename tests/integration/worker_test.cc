@@ -111,6 +111,23 @@ sw::WorkerOptions Options(const std::string& address, const std::string& identit
   return o;
 }
 
+// A raw WorkerStream registered as `identity` for `activity`, capacity one;
+// `registered` (optional) gets the coordinator's answer.
+std::unique_ptr<grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>> OpenRawStream(
+    pb::SagaCoordinator::Stub* stub, grpc::ClientContext* ctx, const std::string& identity,
+    const std::string& activity, pb::WorkerRegistered* registered = nullptr) {
+  auto s = stub->WorkerStream(ctx);
+  pb::WorkerMessage m;
+  m.mutable_register_()->set_identity(identity);
+  m.mutable_register_()->add_activities(activity);
+  m.mutable_register_()->set_max_concurrency(1);
+  EXPECT_TRUE(s->Write(m));
+  pb::CoordinatorMessage in;
+  EXPECT_TRUE(s->Read(&in) && in.has_registered());
+  if (registered != nullptr) *registered = in.registered();
+  return s;
+}
+
 std::string OneTask(const std::string& resource, const std::string& extra = "") {
   return R"({"StartAt":"Work","States":{"Work":{"Type":"Task","Resource":")" + resource + "\"" +
          extra + R"(,"End":true}}})";
@@ -537,15 +554,7 @@ TEST_F(Workers, LostTaskIsRedeliveredWhenItsWorkerRegistersAgain) {
   auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
   auto stub = pb::SagaCoordinator::NewStub(channel);
   auto open = [&](grpc::ClientContext* ctx) {
-    auto s = stub->WorkerStream(ctx);
-    pb::WorkerMessage m;
-    m.mutable_register_()->set_identity("forgetful");
-    m.mutable_register_()->add_activities("w.lost");
-    m.mutable_register_()->set_max_concurrency(1);
-    EXPECT_TRUE(s->Write(m));
-    pb::CoordinatorMessage in;
-    EXPECT_TRUE(s->Read(&in) && in.has_registered());
-    return s;
+    return OpenRawStream(stub.get(), ctx, "forgetful", "w.lost");
   };
   std::string first_key;
   {
@@ -584,15 +593,10 @@ TEST_F(Workers, ACreditCarriedByAResultBringsTheNextTask) {
   auto stub = pb::SagaCoordinator::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + seconds(30));
-  auto s = stub->WorkerStream(&ctx);
-  pb::WorkerMessage reg;
-  reg.mutable_register_()->set_identity("carrier");
-  reg.mutable_register_()->add_activities("w.carry");
-  reg.mutable_register_()->set_max_concurrency(1);
-  ASSERT_TRUE(s->Write(reg));
-  pb::CoordinatorMessage in;
-  ASSERT_TRUE(s->Read(&in) && in.has_registered());
-  EXPECT_TRUE(in.registered().credit_on_results());
+  pb::WorkerRegistered registered;
+  auto s = OpenRawStream(stub.get(), &ctx, "carrier", "w.carry", &registered);
+  ASSERT_FALSE(HasFailure());
+  EXPECT_TRUE(registered.credit_on_results());
   std::vector<std::string> arns;
   for (int i = 0; i < 3; ++i) arns.push_back(Run("Carry", "[" + std::to_string(i) + "]"));
   // Tasks may come before the ack of the result whose credit sent them.
