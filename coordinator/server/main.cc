@@ -141,6 +141,13 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // The synchronous server keeps at most MAX_POLLERS idle threads: with the
+  // default (2), every RPC that arrives while a few handlers wait for a group
+  // commit starts a thread and every handler that returns ends one (about
+  // 800 thread creations per second at 1,200 executions/s). Idle pollers cost
+  // a parked thread each; keep enough for the usual concurrency.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 64);
   int port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);

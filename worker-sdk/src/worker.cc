@@ -59,7 +59,13 @@ struct Worker::Impl {
   std::map<std::string, Handler> handlers;
 
   mutable std::mutex mu;
-  mutable std::condition_variable cv;  // state changes: queue, connection, acks
+  // Three condition variables on `mu`, so that an event wakes only the
+  // threads that wait for it (one condition variable for all of them woke
+  // every handler thread on every task pushed, result sent and ack read).
+  mutable std::condition_variable cv;        // connection, running tasks, outbox, shut
+  std::condition_variable queue_cv;          // handler threads: a task queued, closing
+  std::condition_variable ticker_cv;         // the ticker: an earlier deadline, closing
+  Clock::time_point ticker_wake = Clock::time_point::max();  // when the ticker next looks
 
   // Tasks pushed and not finished: queued or running.
   struct Running {
@@ -167,7 +173,7 @@ struct Worker::Impl {
                                  a.code() == kInternal)) {
         // The coordinator could not store it now (database down): again soon.
         it->second.resend_at = Clock::now() + std::chrono::milliseconds(200);
-        cv.notify_all();
+        if (*it->second.resend_at < ticker_wake) ticker_cv.notify_one();
         return;
       }
       cb = std::move(it->second.on_ack);
@@ -216,6 +222,7 @@ struct Worker::Impl {
                                 : opts.cancel_check_interval;
         if (r.heartbeat_every < std::chrono::milliseconds(100)) r.heartbeat_every = std::chrono::milliseconds(100);
         r.next_heartbeat = Clock::now() + r.heartbeat_every;
+        if (r.next_heartbeat < ticker_wake) ticker_cv.notify_one();
         running[info.task_token] = std::move(r);
         queue.push_back(info.task_token);
         ++stats.tasks_started;
@@ -225,7 +232,7 @@ struct Worker::Impl {
       Release(info.task_token);
       return;
     }
-    cv.notify_all();
+    queue_cv.notify_one();
   }
 
   void Release(const std::string& token) {
@@ -299,7 +306,7 @@ struct Worker::Impl {
       std::shared_ptr<RunningContext> ctx;
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return closing || !queue.empty(); });
+        queue_cv.wait(lock, [&] { return closing || !queue.empty(); });
         if (queue.empty()) return;
         token = queue.front();
         queue.pop_front();
@@ -369,7 +376,9 @@ struct Worker::Impl {
         lock.lock();
         continue;
       }
-      cv.wait_until(lock, next);
+      ticker_wake = next;
+      ticker_cv.wait_until(lock, next);
+      ticker_wake = Clock::time_point::max();  // looking now: nobody need wake it
     }
   }
 
@@ -587,6 +596,8 @@ void Worker::Shutdown(std::chrono::milliseconds grace) {
     if (w.call_ctx) w.call_ctx->TryCancel();
   }
   w.cv.notify_all();
+  w.queue_cv.notify_all();
+  w.ticker_cv.notify_all();
   if (w.conn_thread.joinable()) w.conn_thread.join();
   if (w.ticker_thread.joinable()) w.ticker_thread.join();
   for (auto& t : w.handler_threads) {
