@@ -639,6 +639,16 @@ struct PgStore::Impl {
   // item's result. A lone caller leads at once, so nothing waits for a
   // batch to fill; under load, items queue while the leaders' statements
   // and commit flushes run, and the next leader takes them all.
+  // Each caller sleeps on its own condition variable: a finished batch wakes
+  // its items' callers and, when items are queued, the first of them to lead
+  // the next batch (one condition variable for all woke every caller waiting
+  // at every batch's end, and most went back to sleep). The condition
+  // variable is shared with the notifier, which wakes it after unlocking
+  // (so that the caller does not wake into a held mutex) while the caller
+  // may already have returned.
+  struct Waiter {
+    std::condition_variable cv;
+  };
   struct BatchItem {
     const ExecutionRecord* create = nullptr;  // a new execution, else a transition
     const std::string* id = nullptr;
@@ -649,15 +659,18 @@ struct PgStore::Impl {
     std::string events_json;
     absl::StatusOr<bool> result = false;  // applied (inserted / still at version)
     bool done = false;
+    bool asked_to_lead = false;  // its caller was woken to lead the next batch
+    std::shared_ptr<Waiter> waiter;  // set by Submit
   };
   static constexpr int kMaxBatchLeaders = 2;
   static constexpr size_t kMaxBatch = 256;
   std::mutex batch_mu;
-  std::condition_variable batch_cv;
   std::deque<BatchItem*> batch_queue;
   int batch_leaders = 0;
+  int leaders_asked = 0;  // callers woken to lead, not yet running
   std::atomic<uint64_t> n_batches{0}, n_batch_items{0};
   absl::StatusOr<bool> Submit(BatchItem* item);
+  void AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake);
   void WriteBatch(const std::vector<BatchItem*>& batch);
 
   // Runs fn(connection) with exception mapping; broken connections are dropped.
@@ -945,12 +958,34 @@ bool Batchable(const Writes& wr) {
 
 }  // namespace
 
+// Under batch_mu: wakes the callers of queued items to lead, one per free
+// leader's place.
+void PgStore::Impl::AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake) {
+  for (BatchItem* q : batch_queue) {
+    if (batch_leaders + leaders_asked >= kMaxBatchLeaders) return;
+    if (q->asked_to_lead) continue;
+    q->asked_to_lead = true;
+    ++leaders_asked;
+    wake->push_back(q->waiter);
+  }
+}
+
 absl::StatusOr<bool> PgStore::Impl::Submit(BatchItem* item) {
+  // One waiter per thread, kept for its next calls.
+  thread_local const std::shared_ptr<Waiter> my_waiter = std::make_shared<Waiter>();
+  item->waiter = my_waiter;
+  std::vector<std::shared_ptr<Waiter>> wake;
   std::unique_lock<std::mutex> lock(batch_mu);
   batch_queue.push_back(item);
-  while (!item->done) {
-    if (batch_leaders >= kMaxBatchLeaders) {
-      batch_cv.wait(lock);
+  while (true) {
+    if (item->asked_to_lead) {
+      item->asked_to_lead = false;
+      --leaders_asked;
+    }
+    if (item->done) break;
+    if (batch_leaders >= kMaxBatchLeaders || batch_queue.empty()) {
+      // Woken when the item is done, or to lead the next batch.
+      item->waiter->cv.wait(lock);
       continue;
     }
     // Lead: take the queue, one item per execution (a second one for the
@@ -976,9 +1011,21 @@ absl::StatusOr<bool> PgStore::Impl::Submit(BatchItem* item) {
     WriteBatch(batch);
     lock.lock();
     --batch_leaders;
-    for (BatchItem* b : batch) b->done = true;
-    batch_cv.notify_all();
+    for (BatchItem* b : batch) {
+      b->done = true;
+      if (b != item) wake.push_back(b->waiter);
+    }
+    AskLeaders(&wake);  // items queued meanwhile
+    lock.unlock();
+    for (const auto& w : wake) w->cv.notify_one();
+    wake.clear();
+    lock.lock();
   }
+  // A caller asked to lead whose item was written by another leader
+  // meanwhile passes the place on.
+  AskLeaders(&wake);
+  lock.unlock();
+  for (const auto& w : wake) w->cv.notify_one();
   return item->result;
 }
 
