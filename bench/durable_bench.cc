@@ -365,6 +365,7 @@ class Load {
     running_ = true;
     starting_ = true;
     paced_t0_ = Clock::now();
+    for (int i = 0; i < starters_; ++i) starter_stubs_.push_back(NewStub(target_));
     for (int i = 0; i < starters_; ++i) threads_.emplace_back([this, i] { Starter(i); });
     if (spec_.stream) {
       for (int i = 0; i < workers_; ++i) StartStreamWorker(i);
@@ -386,6 +387,11 @@ class Load {
     std::lock_guard<std::mutex> g(lat_mu_);
     return scheduled_latencies_;
   }
+  // When each sample was taken (MonoUs at the handler start).
+  std::vector<int64_t> LatencyTimes() {
+    std::lock_guard<std::mutex> g(lat_mu_);
+    return latency_at_;
+  }
   // Stops starting executions, lets the workers finish the open ones (up to
   // 10 s), then stops and joins every thread.
   void Stop() {
@@ -402,6 +408,11 @@ class Load {
     stream_workers_.clear();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    {
+      // Starts still on their way end by their deadline (5 s).
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return calls_open_ == 0; });
+    }
   }
 
   const std::string& machine() const { return spec_.machine; }
@@ -485,6 +496,7 @@ class Load {
             std::lock_guard<std::mutex> g(lat_mu_);
             latencies_.push_back(now - t);
             scheduled_latencies_.push_back(since_scheduled);
+            latency_at_.push_back(now);
           }
         }
         const bool recovered = ScheduledAfterRestart(ctx.info().scheduled);
@@ -503,7 +515,7 @@ class Load {
   }
 
   void Starter(int index) {
-    auto stub = NewStub(target_);
+    v1::SagaCoordinator::Stub* stub = starter_stubs_[index].get();
     int64_t k = 0;  // paced: this starter's k-th start
     while (starting_) {
       if (spec_.paced_rate > 0) {
@@ -522,32 +534,58 @@ class Load {
                      [&] { return !starting_ || in_flight_ < max_in_flight_; });
         if (!starting_) return;
         if (in_flight_ >= max_in_flight_) continue;
+        if (Clock::now() < pause_until_) {
+          cv_.wait_until(lock, pause_until_, [&] { return !starting_; });
+          continue;
+        }
         ++in_flight_;
       }
-      grpc::ClientContext ctx;
-      Deadline(&ctx, 5000);
-      v1::StartExecutionRequest req;
-      req.set_state_machine(spec_.machine);
+      // Asynchronous: the starter goes on to the next start at once (what
+      // bounds the load is max_in_flight, or the schedule), so a few
+      // threads make the load and a slow call does not hold back the
+      // schedule of a paced run.
+      auto* call = new StartCall;
+      Deadline(&call->ctx, 5000);
+      call->req.set_state_machine(spec_.machine);
       if (spec_.paced_rate > 0) {
-        req.set_input(std::string(R"({"t":)") + std::to_string(MonoUs()) + "," +
-                      (kInput + 1));
+        call->req.set_input(std::string(R"({"t":)") + std::to_string(MonoUs()) + "," +
+                            (kInput + 1));
       } else {
-        req.set_input(kInput);
+        call->req.set_input(kInput);
       }
-      v1::StartExecutionResponse resp;
-      const auto t0 = Clock::now();
-      grpc::Status s = stub->StartExecution(&ctx, req, &resp);
-      if (s.ok()) {
-        start_latency.Add(t0);
-        ++started;
-        Mark(first_start_us_, restart_us_);
-      } else {
-        ++start_errors;
-        Release();
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      call->t0 = Clock::now();
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        ++calls_open_;
       }
+      stub->async()->StartExecution(&call->ctx, &call->req, &call->resp, [this, call](grpc::Status s) {
+        if (s.ok()) {
+          start_latency.Add(call->t0);
+          ++started;
+          Mark(first_start_us_, restart_us_);
+        } else {
+          ++start_errors;
+          {
+            // Not again at once (the coordinator is down or refusing).
+            std::lock_guard<std::mutex> g(mu_);
+            pause_until_ = Clock::now() + std::chrono::milliseconds(2);
+          }
+          Release();
+        }
+        delete call;
+        std::lock_guard<std::mutex> g(mu_);
+        --calls_open_;
+        cv_.notify_all();
+      });
     }
   }
+
+  struct StartCall {
+    grpc::ClientContext ctx;
+    v1::StartExecutionRequest req;
+    v1::StartExecutionResponse resp;
+    Clock::time_point t0;
+  };
 
   void Worker(int index) {
     auto stub = NewStub(target_);
@@ -614,11 +652,14 @@ class Load {
   Clock::time_point paced_t0_;
   std::vector<std::unique_ptr<saga::worker::Worker>> stream_workers_;
   std::mutex lat_mu_;
-  std::vector<int64_t> latencies_, scheduled_latencies_;
+  std::vector<int64_t> latencies_, scheduled_latencies_, latency_at_;
   std::atomic<bool> running_{false}, starting_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   int in_flight_ = 0;
+  int calls_open_ = 0;  // asynchronous StartExecution calls not yet answered
+  Clock::time_point pause_until_;  // after a failed start
+  std::vector<std::unique_ptr<v1::SagaCoordinator::Stub>> starter_stubs_;
   std::vector<std::thread> threads_;
 };
 
@@ -1173,6 +1214,18 @@ std::string MeasureLatency(const Options& o, CoordinatorProcess& proc, double ra
   std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.seconds, 6.0)));
   std::vector<int64_t> l = load.Latencies(), ls = load.ScheduledLatencies();
   load.Stop();
+  if (const char* dump = std::getenv("SAGA_BENCH_LATENCY_DUMP")) {
+    // Every sample of the window in order: when (ms into the window),
+    // start -> handler and scheduled -> handler (ms), to see whether the
+    // tail comes in bursts.
+    const std::vector<int64_t> at = load.LatencyTimes();
+    std::ofstream f(dump);
+    for (size_t i = skip; i < l.size() && i < ls.size() && i < at.size(); ++i) {
+      f << Fixed(static_cast<double>(at[i] - at[skip]) / 1000, 1) << " "
+        << Fixed(static_cast<double>(l[i]) / 1000, 2) << " "
+        << Fixed(static_cast<double>(ls[i]) / 1000, 2) << "\n";
+    }
+  }
   for (auto* v : {&l, &ls}) {
     v->erase(v->begin(), v->begin() + static_cast<std::ptrdiff_t>(std::min(skip, v->size())));
     std::sort(v->begin(), v->end());
