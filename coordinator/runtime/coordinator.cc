@@ -1028,12 +1028,25 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
             c.execution_id,
             [&](const engine::ExecutionState& st,
                 storage::TransitionTxn& txn) -> absl::StatusOr<std::optional<engine::Command>> {
-              auto t = txn.LockTask(c.task_id);
-              if (!t.ok()) return t.status();
-              if (!t->has_value() || (*t)->started_us || !st.open_tasks.count(c.task_id)) {
-                return absl::FailedPreconditionError("task already taken");
+              if (dynamic_cast<UnlockedTxn*>(&txn) != nullptr) {
+                // Decided on the cached state, without locks: the task row
+                // is the candidate just read (a task's row changes only in
+                // whether and by whom it is started), and the write applies
+                // only if the execution is still at the cached version and
+                // the task still not started (WriteIfVersion's claim check);
+                // otherwise the locked path below decides again.
+                if (!st.open_tasks.count(c.task_id)) {
+                  return absl::FailedPreconditionError("task already taken");
+                }
+                claimed = c;
+              } else {
+                auto t = txn.LockTask(c.task_id);
+                if (!t.ok()) return t.status();
+                if (!t->has_value() || (*t)->started_us || !st.open_tasks.count(c.task_id)) {
+                  return absl::FailedPreconditionError("task already taken");
+                }
+                claimed = **t;
               }
-              claimed = **t;
               FillTask(st, claimed, &task);
               return std::optional<engine::Command>(engine::TaskStartedCommand{c.task_id, worker});
             },

@@ -207,6 +207,46 @@ TEST_F(GroupCommit, TheSameNameStartedConcurrentlyExistsOnceAndTheOthersAreAlrea
   EXPECT_EQ(One("SELECT count(*) FROM tasks"), "1");
 }
 
+// A claim decided without a lock (on a cached state, which cannot tell
+// whether a task given back was started again) applies only while the task
+// row is not started, in a group commit and in the statement of its own
+// (a write that also needs a NOTIFY, so not batched) alike.
+TEST_F(GroupCommit, AClaimAppliesOnlyWhileItsTaskIsNotStarted) {
+  auto claim = [](int64_t event, const std::string& worker, bool batched) {
+    Writes w;
+    w.events = {Ev(event, "T")};
+    w.started = Writes::Started{1, worker, 10 * event, std::nullopt};
+    w.notify_timers = !batched;
+    return w;
+  };
+  for (int i = 0; i < 2; ++i) {
+    const bool batched = i == 0;
+    SCOPED_TRACE(batched ? "group commit" : "own statement");
+    const ExecutionRecord row = Row(i, saga::StrCat("claim", i));
+    const std::string& id = row.execution_id;
+    ASSERT_TRUE(store_->CreateExecution(row, First(id)).ok());
+    auto r = store_->WriteIfVersion(id, 1, claim(2, "w1", batched));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(*r) << "the task was runnable";
+    // Decided again on version 2 as if the task were runnable: refused.
+    r = store_->WriteIfVersion(id, 2, claim(3, "w2", batched));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(*r) << "the task is started";
+    const std::string where = saga::StrCat(" WHERE execution_id = '", id, "'");
+    EXPECT_EQ(One("SELECT version FROM executions" + where), "2");
+    EXPECT_EQ(One("SELECT worker FROM tasks" + where), "w1");
+    EXPECT_EQ(One(std::string(kEventCount) + where + " AND (ev->>0)::int = 3"), "0")
+        << "the refused claim's event was not written";
+    // Given back (the row only): the same claim on the same version applies.
+    ASSERT_EQ(One("UPDATE tasks SET started_us = NULL, worker = NULL" + where + " RETURNING 1"), "1");
+    r = store_->WriteIfVersion(id, 2, claim(3, "w2", batched));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(*r);
+    EXPECT_EQ(One("SELECT worker FROM tasks" + where), "w2");
+    EXPECT_EQ(One("SELECT version FROM executions" + where), "3");
+  }
+}
+
 TEST_F(GroupCommit, AWriteThatFailsDoesNotFailTheOthersWrittenWithIt) {
   constexpr int kExecutions = 16;
   for (int i = 0; i < kExecutions; ++i) {

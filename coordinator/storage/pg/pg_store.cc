@@ -151,11 +151,16 @@ constexpr Query kWriteTransition{
     "WHERE execution_id = $1 AND task_id = $11::bigint) "
     "SELECT 1"};
 // kWriteTransition applied only if the execution row is still at version
-// $15 (decided without a lock); returns how many rows that was (0 or 1).
+// $15 (decided without a lock) and the task it starts ($11), if any, is not
+// started: every start is a transition (a version) except one given back
+// and started again, and a claim decided on a cached state must not start
+// a task twice. Returns how many rows that was (0 or 1).
 constexpr Query kWriteTransitionIfVersion{
     "write_transition_if_version",
     "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = COALESCE($3, last_event_id), "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1 AND version = $15 "
+    "AND ($11::bigint IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.execution_id = $1 "
+    "AND t.task_id = $11::bigint AND t.started_us IS NULL)) "
     "RETURNING 1), "
     "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
     "SELECT execution_id, last_event_id, first_event_id, events, events_z "
@@ -189,7 +194,8 @@ constexpr Query kWriteNewExecution{
 // executions in one statement (its own transaction, one commit): new
 // executions ($1, each with its first writes), and transitions of existing
 // ones applied only where the row is still at the version they were decided
-// on ($2). Events ($3), task rows closed ($4), opened ($5) or started ($6)
+// on ($2) and the task they start ("claim"), if any, is not started (as in
+// kWriteTransitionIfVersion). Events ($3), task rows closed ($4), opened ($5) or started ($6)
 // are written for the executions that were inserted or updated only; the
 // statement returns those executions' ids. The planner cannot see how many
 // rows a json_to_recordset gives (it assumes 100), and a plan made while
@@ -208,11 +214,13 @@ constexpr Query kWriteBatch{
     "ON CONFLICT DO NOTHING RETURNING execution_id), "
     "r AS (SELECT * FROM json_to_recordset($2::json) AS r(execution_id uuid, v bigint, "
     "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text, "
-    "one int) WHERE one = 1), "
+    "claim bigint, one int) WHERE one = 1), "
     "u AS (UPDATE executions e SET status = r.status, version = e.version + 1, "
     "last_event_id = COALESCE(r.last_event_id, e.last_event_id), stop_us = r.stop_us, "
     "output = r.output, error = r.error, cause = r.cause FROM r "
-    "WHERE e.execution_id = r.execution_id AND e.version = r.v RETURNING e.execution_id), "
+    "WHERE e.execution_id = r.execution_id AND e.version = r.v AND (r.claim IS NULL OR EXISTS "
+    "(SELECT 1 FROM tasks t WHERE t.execution_id = r.execution_id AND t.task_id = r.claim "
+    "AND t.started_us IS NULL)) RETURNING e.execution_id), "
     "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), "
     "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z) "
     "SELECT execution_id, last_event_id, first_event_id, events, events_z "
@@ -1063,6 +1071,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
       updates.OptJsonText("output", wr.output);
       updates.OptStr("error", wr.error);
       updates.OptStr("cause", wr.cause);
+      if (wr.started) updates.Int("claim", wr.started->task_id);
       updates.End();
       for (int64_t t : wr.deleted_tasks) {
         deleted.Begin();
