@@ -36,7 +36,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <lz4.h>
 
 #include <algorithm>
 #include <atomic>
@@ -972,23 +972,22 @@ Recovery MeasureRecovery(Load& load, CoordinatorProcess& proc) {
   return r;
 }
 
-// A raw-deflated history row (bytea as hex) as its text; empty if damaged.
-std::string InflateHex(const std::string& hex) {
+// An LZ4-compressed history row (events_lz4, bytea as hex: the text's
+// length in 4 bytes, little-endian, then one LZ4 block) as its text; empty
+// if damaged.
+std::string UnLz4Hex(const std::string& hex) {
   std::string bin;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) {
     bin.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   }
-  z_stream z{};
-  if (inflateInit2(&z, -15) != Z_OK) return {};
-  std::string out(bin.size() * 20 + 1024, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(bin.data());
-  z.avail_in = static_cast<uInt>(bin.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  const int rc = inflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  inflateEnd(&z);
-  return rc == Z_STREAM_END ? out : std::string();
+  if (bin.size() < 4) return {};
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(bin[i])) << (8 * i);
+  if (n > (64u << 20)) return {};
+  std::string out(n, '\0');
+  const int r = LZ4_decompress_safe(bin.data() + 4, out.data(), static_cast<int>(bin.size() - 4),
+                                    static_cast<int>(n));
+  return r >= 0 && static_cast<uint32_t>(r) == n ? out : std::string();
 }
 
 struct Scale {
@@ -1030,16 +1029,16 @@ Scale Park(Pg& pg, const Options& o, const std::string& target) {
     std::cout << "  cloning " << sql << " executions of " << kParkMachine << " (template " << id
               << ")" << std::flush;
     // The clones' events are the template's with its id and name replaced,
-    // which needs them as text: the template's deflated rows are turned
+    // which needs them as text: the template's compressed rows are turned
     // back into text first (the clones' rows then are text too).
-    for (const auto& r : pg.Query("SELECT first_event_id, encode(events_z, 'hex') FROM history "
-                                  "WHERE execution_id = '" + id + "' AND events_z IS NOT NULL")) {
-      const std::string text = InflateHex(r[1]);
+    for (const auto& r : pg.Query("SELECT first_event_id, encode(events_lz4, 'hex') FROM history "
+                                  "WHERE execution_id = '" + id + "' AND events_lz4 IS NOT NULL")) {
+      const std::string text = UnLz4Hex(r[1]);
       if (text.empty() || text.find("$saga_json$") != std::string::npos) {
-        Die("cannot read the parked template's deflated history row " + r[0]);
+        Die("cannot read the parked template's compressed history row " + r[0]);
       }
       pg.Query("UPDATE history SET events = $saga_json$" + text +
-               "$saga_json$, events_z = NULL WHERE execution_id = '" + id +
+               "$saga_json$, events_lz4 = NULL WHERE execution_id = '" + id +
                "' AND first_event_id = " + r[0]);
     }
     for (int64_t from = 1; from <= sql; from += 100000) {
@@ -1267,7 +1266,7 @@ std::string MeasureSaga(Pg& pg, const Options& o, CoordinatorProcess& proc,
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   // States entered by one finished execution (through the API: history
-  // rows may be stored deflated).
+  // rows may be stored compressed).
   int entered = 0;
   while (entered == 0 && Since(t0) < 30) {
     grpc::ClientContext c1;

@@ -33,7 +33,7 @@ constexpr char kUsage[] =
     "  (or SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE, SAGA_TOKEN_SECRET,\n"
     "   SAGA_HISTORY_COMPRESSION_FROM)\n"
     "  --history-compression-from: history rows (a transition's events) of at least\n"
-    "  this many bytes of JSON are stored deflated when that saves a fifth (default\n"
+    "  this many bytes of JSON are stored LZ4-compressed when that saves a fifth (default\n"
     "  256; 0 stores every row as readable JSON text)\n";
 
 std::string Env(const char* name, const std::string& def = "") {

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <zlib.h>
+
 #include "coordinator/common/strings.h"
 #include "coordinator/storage/pg/pg_store.h"
 #include "gtest/gtest.h"
@@ -33,7 +35,7 @@ class GroupCommit : public PgTest {
   void SetUp() override {
     PgTest::SetUp();
     // History rows as JSON text: these tests count events with SQL (the
-    // deflated form has its own test below).
+    // compressed forms have their own test below).
     storage::PgStoreOptions text_history;
     text_history.compress_history_from = 0;
     auto s = PgStore::Open(dsn(), 16, text_history);
@@ -319,10 +321,12 @@ TEST_F(GroupCommit, PayloadsAndDetailsAreStoredExactlyAsTheirText) {
             std::to_string(texts.size()));
 }
 
-// Migration 3: history rows of at least compress_history_from bytes of
-// events JSON that deflate by a fifth or more are stored in events_z; the
-// rest stay text. Every row reads back the same, in pages both ways.
-TEST_F(GroupCommit, LargeHistoryRowsAreStoredDeflatedAndAllRowsReadBackTheSame) {
+// History rows of at least compress_history_from bytes of events JSON that
+// compress by a fifth or more are stored LZ4-compressed in events_lz4
+// (migration 4); the rest stay text, and rows raw-deflated in events_z by
+// schema version 3 are still read. Every row reads back the same, in pages
+// both ways.
+TEST_F(GroupCommit, LargeHistoryRowsAreStoredCompressedAndAllRowsReadBackTheSame) {
   storage::PgStoreOptions deflating;
   deflating.compress_history_from = 256;
   auto opened = PgStore::Open(dsn(), 4, deflating);
@@ -336,7 +340,7 @@ TEST_F(GroupCommit, LargeHistoryRowsAreStoredDeflatedAndAllRowsReadBackTheSame) 
   doc += "]}";
   auto parsed = json::Parse(doc);
   ASSERT_TRUE(parsed.ok());
-  // Text that deflates by less than a fifth: random printable characters.
+  // Text that compresses by less than a fifth: random printable characters.
   std::mt19937 rng(7);
   std::string noise;
   for (int i = 0; i < 700; ++i) {
@@ -351,7 +355,7 @@ TEST_F(GroupCommit, LargeHistoryRowsAreStoredDeflatedAndAllRowsReadBackTheSame) 
   const std::string id = row.execution_id;
   std::vector<Writes> writes;
   writes.push_back(First(id));                                // event 1: small, text
-  writes.push_back(Next(id, 1));                              // events 2-4: deflated
+  writes.push_back(Next(id, 1));                              // events 2-4: compressed
   writes.back().events = {with(Ev(2, "T"), *parsed), with(Ev(3, "T"), *parsed),
                           with(Ev(4, "Next"), *parsed)};
   writes.push_back(Next(id, 2));                              // event 5: small, text
@@ -363,10 +367,35 @@ TEST_F(GroupCommit, LargeHistoryRowsAreStoredDeflatedAndAllRowsReadBackTheSame) 
     auto applied = store->WriteIfVersion(id, k, writes[k]);
     ASSERT_TRUE(applied.ok() && *applied) << k << ": " << applied.status();
   }
-  EXPECT_EQ(One("SELECT string_agg(first_event_id || ':' || (events_z IS NOT NULL), ',' "
+  EXPECT_EQ(One("SELECT string_agg(first_event_id || ':' || (events_lz4 IS NOT NULL), ',' "
                 "ORDER BY first_event_id) FROM history"),
             "1:false,2:true,5:false,6:false");
-  EXPECT_EQ(One("SELECT count(*) FROM history WHERE (events IS NULL) = (events_z IS NULL)"), "0");
+  EXPECT_EQ(One("SELECT count(*) FROM history WHERE events_z IS NOT NULL OR "
+                "(events IS NULL) = (events_lz4 IS NULL)"),
+            "0");
+  // Row 5 as schema version 3 wrote it: raw deflate in events_z.
+  {
+    const std::string text = One("SELECT events FROM history WHERE first_event_id = 5");
+    ASSERT_FALSE(text.empty());
+    z_stream z{};
+    ASSERT_EQ(deflateInit2(&z, 1, Z_DEFLATED, -12, 4, Z_DEFAULT_STRATEGY), Z_OK);
+    std::string out(deflateBound(&z, static_cast<uLong>(text.size())), '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+    z.avail_in = static_cast<uInt>(text.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    ASSERT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out.resize(z.total_out);
+    deflateEnd(&z);
+    std::string hex;
+    for (unsigned char c : out) {
+      hex.push_back("0123456789abcdef"[c >> 4]);
+      hex.push_back("0123456789abcdef"[c & 15]);
+    }
+    ASSERT_EQ(One("UPDATE history SET events = NULL, events_z = '\\x" + hex +
+                  "' WHERE first_event_id = 5 RETURNING 1"),
+              "1");
+  }
   std::vector<engine::Event> want;
   for (const auto& w : writes) want.insert(want.end(), w.events.begin(), w.events.end());
   auto same = [](const engine::Event& a, const engine::Event& b) {
@@ -392,14 +421,20 @@ TEST_F(GroupCommit, LargeHistoryRowsAreStoredDeflatedAndAllRowsReadBackTheSame) 
       }
     }
   }
-  // The deflated row is in the same form a store that writes text reads.
+  // The compressed rows are read the same by a store that writes text.
   auto text_reader = store_->History(id, 0, 100, false);
   ASSERT_TRUE(text_reader.ok()) << text_reader.status();
   EXPECT_EQ(text_reader->size(), want.size());
-  // A damaged deflated row is a DataLoss error, not a crash.
-  ASSERT_EQ(One("UPDATE history SET events_z = '\\x00ff01' WHERE first_event_id = 2 RETURNING 1"),
+  // A damaged compressed row (either form) is a DataLoss error, not a crash.
+  ASSERT_EQ(One("UPDATE history SET events_lz4 = '\\x0a00000000ff01' WHERE first_event_id = 2 "
+                "RETURNING 1"),
             "1");
   auto damaged = store->History(id, 0, 100, false);
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss) << damaged.status();
+  ASSERT_EQ(One("UPDATE history SET events_lz4 = NULL, events_z = '\\x00ff01' "
+                "WHERE first_event_id = 2 RETURNING 1"),
+            "1");
+  damaged = store->History(id, 0, 100, false);
   EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss) << damaged.status();
 }
 

@@ -144,7 +144,7 @@ class TransitionTxn {
 
 struct PgStoreOptions {
   // History rows whose events JSON is at least this long are stored
-  // deflated when that saves a fifth or more (0: never). Rows are read
+  // LZ4-compressed when that saves a fifth or more (0: never). Rows are read
   // either way.
   int compress_history_from = 256;
 };
