@@ -1214,13 +1214,18 @@ std::string MeasureLatency(const Options& o, CoordinatorProcess& proc, double ra
   std::vector<int64_t> l = load.Latencies(), ls = load.ScheduledLatencies();
   load.Stop();
   if (const char* dump = std::getenv("SAGA_BENCH_LATENCY_DUMP")) {
-    // Every sample of the window in order: when (ms into the window),
+    // Every sample of the window in order: when (ms into the window, and
+    // wall-clock ms since the epoch, to line it up with other traces),
     // start -> handler and scheduled -> handler (ms), to see whether the
     // tail comes in bursts.
     const std::vector<int64_t> at = load.LatencyTimes();
+    const int64_t wall_minus_mono =
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch()).count() - MonoUs();
     std::ofstream f(dump);
     for (size_t i = skip; i < l.size() && i < ls.size() && i < at.size(); ++i) {
       f << Fixed(static_cast<double>(at[i] - at[skip]) / 1000, 1) << " "
+        << Fixed(static_cast<double>(at[i] + wall_minus_mono) / 1000, 1) << " "
         << Fixed(static_cast<double>(l[i]) / 1000, 2) << " "
         << Fixed(static_cast<double>(ls[i]) / 1000, 2) << "\n";
     }

@@ -308,7 +308,8 @@ grpc::Status SagaService::WorkerStream(
     v1::CoordinatorMessage ack;
     auto* a = ack.mutable_ack();
     absl::Status s;
-    // A result's credit (CompleteTask.credit): granted once the result is
+    // A result's credit (CompleteTask.credit) not granted as it arrived
+    // (its task was not held on this stream): granted once the result is
     // settled, taken or refused for good.
     auto settle = [&](int credit) {
       if (credit == 0) return;
@@ -389,6 +390,15 @@ grpc::Status SagaService::WorkerStream(
       case v1::WorkerMessage::kFail:
       case v1::WorkerMessage::kHeartbeat:
       case v1::WorkerMessage::kRelease: {
+        // A result's credit is granted as it arrives (the worker's handler
+        // is free), not once it is committed; the applier then grants none.
+        if (msg.has_complete() &&
+            session.GrantForResult(msg.complete().task_token(), msg.complete().credit())) {
+          msg.mutable_complete()->set_credit(0);
+        } else if (msg.has_fail() &&
+                   session.GrantForResult(msg.fail().task_token(), msg.fail().credit())) {
+          msg.mutable_fail()->set_credit(0);
+        }
         {
           std::lock_guard<std::mutex> g(queue_mu);
           queue.push_back(std::move(msg));

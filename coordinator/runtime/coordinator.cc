@@ -817,11 +817,18 @@ std::vector<Coordinator::HandOff> Coordinator::ReserveHandOffs(const std::string
       if (stopping_) break;
       auto it = pollers_.find(ActivityOf(t.resource));
       if (it == pollers_.end()) continue;
-      for (Waiter* c : it->second.waiters) {
+      // Round robin from the waiter after the last one given a task: with
+      // credits returned as results arrive, the first stream in the list
+      // would otherwise always have one and take every task.
+      Pollers& p = it->second;
+      const size_t n = p.waiters.size();
+      for (size_t k = 0; k < n; ++k) {
+        Waiter* c = p.waiters[(p.next + k) % n];
         if ((c->idle || c->persistent) &&
             c->reserved + static_cast<int>(c->mailbox.size()) < c->capacity) {
           ++c->reserved;
           w = c;
+          p.next = (p.next + k + 1) % n;
           break;
         }
       }

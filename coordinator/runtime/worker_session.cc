@@ -107,15 +107,33 @@ absl::Status WorkerSession::Grant(int n) {
   {
     std::lock_guard<std::mutex> g(mu_);
     // Never more credits than the registered capacity minus tasks held.
-    limit = reg_.max_concurrency - static_cast<int>(in_flight_.size());
+    limit = reg_.max_concurrency - HeldLocked();
   }
   c_->AddCredits(waiter_.get(), n, limit);
   return absl::OkStatus();
 }
 
+bool WorkerSession::GrantForResult(const std::string& token, int n) {
+  if (n < 1 || n > 1000) return false;
+  int limit;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!in_flight_.count(token)) return false;
+    if (!settling_.insert(token).second) return true;  // granted when it first came
+    limit = reg_.max_concurrency - HeldLocked();
+  }
+  c_->AddCredits(waiter_.get(), n, limit);
+  return true;
+}
+
+int WorkerSession::HeldLocked() const {
+  return static_cast<int>(in_flight_.size() - settling_.size());
+}
+
 void WorkerSession::Forget(const std::string& token) {
   std::lock_guard<std::mutex> g(mu_);
   in_flight_.erase(token);
+  settling_.erase(token);
 }
 
 absl::Status WorkerSession::Complete(const std::string& token, const std::string& output) {
@@ -160,6 +178,7 @@ void WorkerSession::Close() {
   {
     std::lock_guard<std::mutex> g(mu_);
     left.swap(in_flight_);
+    settling_.clear();
   }
   for (const auto& [token, f] : left) {
     if (!f.has_deadline) (void)c_->ReleaseTask(token, reg_.identity);

@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,15 @@ class WorkerSession {
   void Run();
   // Grants `n` more credits (1..1000).
   absl::Status Grant(int n);
+  // The credit a result carries (CompleteTask.credit, FailTask.credit; 1 to
+  // 1000), granted as the result arrives: its handler is free, so the
+  // transitions committing meanwhile (the result's own among them) can hand
+  // the next task off to this stream instead of leaving it to a scan. The
+  // task stops counting as held for the cap from then on. Once per task: the
+  // same result sent again (answered UNAVAILABLE, or refused and sent as a
+  // failure) grants nothing more. False when the task is not held on this
+  // stream; its credit is then granted once the result is settled.
+  bool GrantForResult(const std::string& token, int n);
 
   // The worker's messages about a task pushed to it.
   absl::Status Complete(const std::string& token, const std::string& output);
@@ -67,6 +77,7 @@ class WorkerSession {
     bool has_deadline = false;  // HeartbeatSeconds or TimeoutSeconds
   };
   void Forget(const std::string& token);
+  int HeldLocked() const;  // tasks counted against the cap (mu_ held)
 
   Coordinator* c_;
   WorkerRegistration reg_;
@@ -76,6 +87,7 @@ class WorkerSession {
   std::unique_ptr<Coordinator::Waiter> waiter_;  // holds the free credits
   bool closed_ = false;
   std::map<std::string, InFlight> in_flight_;
+  std::set<std::string> settling_;  // in in_flight_, result arrived, credit granted
 };
 
 }  // namespace saga::runtime

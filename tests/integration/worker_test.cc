@@ -281,6 +281,38 @@ TEST_F(Workers, CreditsBoundTheTasksAWorkerHolds) {
   w.Shutdown(seconds(1));
 }
 
+// Tasks handed off as they are made go round the workers with free
+// credits (results return their credit as they arrive, so the first worker
+// registered would otherwise always have one and take every task).
+TEST_F(Workers, HandedOffTasksGoRoundTheWorkers) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Round", OneTask("w.round"))));
+  std::mutex mu;
+  std::map<std::string, int> ran;  // worker identity -> tasks
+  std::vector<std::unique_ptr<sw::Worker>> workers;
+  for (const char* name : {"round-a", "round-b", "round-c"}) {
+    auto w = std::make_unique<sw::Worker>(Options(coordinator_->address(), name, /*concurrency=*/8));
+    const std::string identity = name;
+    w->Register("w.round", [&mu, &ran, identity](sw::TaskContext&) -> sw::Result {
+      std::lock_guard<std::mutex> g(mu);
+      ++ran[identity];
+      return "{}";
+    });
+    w->Start();
+    ASSERT_TRUE(w->WaitConnected(seconds(10)));
+    workers.push_back(std::move(w));
+  }
+  // One execution at a time: every worker is idle with all its credits.
+  for (int i = 0; i < 9; ++i) {
+    const std::string arn = Run("Round", "{}");
+    EXPECT_EQ(WaitFinished(stub_.get(), arn, seconds(20)).status(), pb::SUCCEEDED);
+  }
+  std::lock_guard<std::mutex> g(mu);
+  for (const char* name : {"round-a", "round-b", "round-c"}) {
+    EXPECT_GE(ran[name], 2) << name << " ran " << ran[name] << " of 9 tasks";
+  }
+  for (auto& w : workers) w->Shutdown(seconds(1));
+}
+
 TEST_F(Workers, WorkerKilledMidTaskIsRedeliveredAfterItsHeartbeatTimeout) {
   ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Beat", OneTask("w.beat", R"(,"HeartbeatSeconds":1,
     "Retry":[{"ErrorEquals":["States.Timeout"],"IntervalSeconds":1,"MaxAttempts":3}])"))));
