@@ -36,7 +36,6 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <lz4.h>
 
 #include <algorithm>
 #include <atomic>
@@ -54,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "coordinator/storage/pg/pg_store.h"
 #include "saga/v1/saga.grpc.pb.h"
 #include "saga/worker/worker.h"
 
@@ -972,22 +972,15 @@ Recovery MeasureRecovery(Load& load, CoordinatorProcess& proc) {
   return r;
 }
 
-// An LZ4-compressed history row (events_lz4, bytea as hex: the text's
-// length in 4 bytes, little-endian, then one LZ4 block) as its text; empty
-// if damaged.
+// An LZ4-compressed history row (events_lz4, bytea as hex) as its text;
+// empty if damaged.
 std::string UnLz4Hex(const std::string& hex) {
   std::string bin;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) {
     bin.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   }
-  if (bin.size() < 4) return {};
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(bin[i])) << (8 * i);
-  if (n > (64u << 20)) return {};
-  std::string out(n, '\0');
-  const int r = LZ4_decompress_safe(bin.data() + 4, out.data(), static_cast<int>(bin.size() - 4),
-                                    static_cast<int>(n));
-  return r >= 0 && static_cast<uint32_t>(r) == n ? out : std::string();
+  auto text = saga::storage::HistoryLz4Text(bin);
+  return text.ok() ? *text : std::string();
 }
 
 struct Scale {

@@ -5,8 +5,8 @@
 //                    [--history-compression-from BYTES]
 // Flags fall back to SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE,
 // SAGA_TOKEN_SECRET and SAGA_HISTORY_COMPRESSION_FROM. Wiring only:
-// configuration, migrations, the gRPC server, signals. SIGTERM/SIGINT drain: stop taking new work, finish in-flight RPCs
-// (long polls return empty), exit 0.
+// configuration, migrations, the gRPC server, signals. SIGTERM/SIGINT drain:
+// stop taking new work, finish in-flight RPCs (long polls return empty), exit 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>

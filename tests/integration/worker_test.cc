@@ -5,6 +5,7 @@
 // connected worker, late completions refused, cancellation through
 // heartbeats, callback (.waitForTaskToken) tokens, graceful give-back.
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -710,6 +711,63 @@ TEST_F(Workers, ACreditCarriedByAResultBringsTheNextTask) {
   }
   EXPECT_EQ(succeeded, 2);
   EXPECT_EQ(failed, 1);
+}
+
+// A result's credit is granted as the result arrives, not once it is
+// committed: with the completion held back by a lock on its execution's row
+// (its transition arms a Wait's timer, so it commits on its own, not in a
+// group commit), a task started meanwhile still comes to the worker of
+// capacity one, before the result's ack.
+TEST_F(Workers, AResultsCreditIsGrantedBeforeTheResultCommits) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Held", R"({"StartAt":"Work","States":{
+    "Work":{"Type":"Task","Resource":"w.early","Next":"Pause"},
+    "Pause":{"Type":"Wait","Seconds":1,"End":true}}})")));
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Next", OneTask("w.early"))));
+  auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::SagaCoordinator::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(20));
+  auto s = OpenRawStream(stub.get(), &ctx, "early", "w.early");
+  ASSERT_FALSE(HasFailure());
+  const std::string held = Run("Held", "[1]");
+  pb::CoordinatorMessage m;
+  ASSERT_TRUE(s->Read(&m) && m.has_task());
+  const pb::PushedTask t1 = m.task();
+  std::unique_ptr<PGconn, decltype(&PQfinish)> lock(PQconnectdb(dsn().c_str()), &PQfinish);
+  ASSERT_EQ(PQstatus(lock.get()), CONNECTION_OK) << PQerrorMessage(lock.get());
+  auto sql = [&](const char* q) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(lock.get(), q), &PQclear);
+    const auto st = PQresultStatus(r.get());
+    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) << q << ": " << PQerrorMessage(lock.get());
+    return st == PGRES_TUPLES_OK ? PQntuples(r.get()) : 0;
+  };
+  sql("BEGIN");
+  ASSERT_EQ(sql("SELECT 1 FROM executions WHERE state_machine = 'Held' FOR UPDATE"), 1);
+  pb::WorkerMessage done;
+  done.mutable_complete()->set_request_id(1);
+  done.mutable_complete()->set_task_token(t1.task_token());
+  done.mutable_complete()->set_output("{}");
+  done.mutable_complete()->set_credit(1);
+  ASSERT_TRUE(s->Write(done));
+  const std::string next = Run("Next", "[2]");
+  // The next task comes while the result cannot commit (a credit granted
+  // only after the commit would leave the stream silent until the deadline).
+  ASSERT_TRUE(s->Read(&m));
+  ASSERT_TRUE(m.has_task()) << "got " << m.ShortDebugString() << " before the next task";
+  const pb::PushedTask t2 = m.task();
+  sql("ROLLBACK");
+  ASSERT_TRUE(s->Read(&m) && m.has_ack());
+  EXPECT_EQ(m.ack().request_id(), 1u);
+  EXPECT_EQ(m.ack().code(), 0) << m.ack().message();
+  done.mutable_complete()->set_request_id(2);
+  done.mutable_complete()->set_task_token(t2.task_token());
+  done.mutable_complete()->set_credit(0);
+  ASSERT_TRUE(s->Write(done));
+  ASSERT_TRUE(s->Read(&m) && m.has_ack());
+  EXPECT_EQ(m.ack().code(), 0) << m.ack().message();
+  ctx.TryCancel();
+  EXPECT_EQ(WaitFinished(stub_.get(), held, seconds(20)).status(), pb::SUCCEEDED);
+  EXPECT_EQ(WaitFinished(stub_.get(), next, seconds(20)).status(), pb::SUCCEEDED);
 }
 
 TEST_F(Workers, BadRegistrationIsRefusedNamingTheField) {

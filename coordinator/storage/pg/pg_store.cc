@@ -19,6 +19,23 @@
 
 namespace saga::storage {
 
+// At most 64 MiB out: a history row is a transition's events, each payload
+// at most 256 KiB.
+constexpr size_t kMaxHistoryRowText = size_t{64} << 20;
+
+absl::StatusOr<std::string> HistoryLz4Text(std::string_view data) {
+  const auto bad = [] { return absl::DataLossError("history row: events_lz4 is not LZ4 data"); };
+  if (data.size() < 4) return bad();
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(data[i])) << (8 * i);
+  if (n > kMaxHistoryRowText) return bad();
+  std::string out(n, '\0');
+  const int r = LZ4_decompress_safe(data.data() + 4, out.data(), static_cast<int>(data.size() - 4),
+                                    static_cast<int>(n));
+  if (r < 0 || static_cast<uint32_t>(r) != n) return bad();
+  return out;
+}
+
 const std::vector<std::pair<const char*, const char*>>& BuiltinMigrations();
 
 namespace {
@@ -420,23 +437,6 @@ std::string Lz4(std::string_view text) {
   return out;
 }
 
-// At most 64 MiB out: a history row is a transition's events, each payload
-// at most 256 KiB.
-constexpr size_t kMaxHistoryRowText = size_t{64} << 20;
-
-absl::StatusOr<std::string> UnLz4(std::string_view data) {
-  const auto bad = [] { return absl::DataLossError("history row: events_lz4 is not LZ4 data"); };
-  if (data.size() < 4) return bad();
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(data[i])) << (8 * i);
-  if (n > kMaxHistoryRowText) return bad();
-  std::string out(n, '\0');
-  const int r = LZ4_decompress_safe(data.data() + 4, out.data(), static_cast<int>(data.size() - 4),
-                                    static_cast<int>(n));
-  if (r < 0 || static_cast<uint32_t>(r) != n) return bad();
-  return out;
-}
-
 absl::StatusOr<std::string> Inflate(std::string_view data) {
   z_stream z{};
   if (inflateInit2(&z, -15) != Z_OK) return absl::InternalError("inflateInit2 failed");
@@ -466,7 +466,7 @@ absl::StatusOr<std::string> HistoryRowText(const pqxx::row& row) {
     const pqxx::binarystring b(f);
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());
   };
-  if (!row[2].is_null()) return UnLz4(bytes(row[2]));
+  if (!row[2].is_null()) return HistoryLz4Text(bytes(row[2]));
   if (!row[1].is_null()) return Inflate(bytes(row[1]));
   return absl::DataLossError("history row without events");
 }
@@ -660,8 +660,8 @@ struct PgStore::Impl {
   // batch to fill; under load, items queue while the leaders' statements
   // and commit flushes run, and the next leader takes them all.
   // Each caller sleeps on its own condition variable: a finished batch wakes
-  // its items' callers and, when items are queued, the first of them to lead
-  // the next batch (one condition variable for all woke every caller waiting
+  // its items' callers and, when items are queued, one of their callers per
+  // free leader's place to lead the next batch (one condition variable for all woke every caller waiting
   // at every batch's end, and most went back to sleep). The condition
   // variable is shared with the notifier, which wakes it after unlocking
   // (so that the caller does not wake into a held mutex) while the caller

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -141,6 +142,11 @@ class TransitionTxn {
   virtual absl::StatusOr<std::string> LoadDefinition(const std::string& state_machine,
                                                      int revision) = 0;
 };
+
+// The events JSON text of a history row stored LZ4-compressed (migration 4,
+// `events_lz4`: the text's length in 4 bytes, little-endian, then one LZ4
+// block); DATA_LOSS when it is not that.
+absl::StatusOr<std::string> HistoryLz4Text(std::string_view data);
 
 struct PgStoreOptions {
   // History rows whose events JSON is at least this long are stored
