@@ -228,161 +228,82 @@ void SagaService::Drain() {
   for (auto* ctx : streams_) ctx->TryCancel();
 }
 
-grpc::Status SagaService::WorkerStream(
-    grpc::ServerContext* ctx,
-    grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream) {
-  {
-    std::lock_guard<std::mutex> g(streams_mu_);
-    if (draining_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is draining");
-    streams_.insert(ctx);
-  }
-  struct Unlist {
-    SagaService* self;
-    grpc::ServerContext* ctx;
-    ~Unlist() {
-      std::lock_guard<std::mutex> g(self->streams_mu_);
-      self->streams_.erase(ctx);
+namespace {
+
+absl::Status BadCredit(int credit, const char* field) {
+  return credit < 0 || credit > 1000
+             ? absl::InvalidArgumentError(saga::StrCat(field, ": must be 0 to 1000"))
+             : absl::OkStatus();
+}
+
+void FillPushedTask(const runtime::ActivityTask& t, v1::PushedTask* p) {
+  p->set_task_token(t.task_token);
+  p->set_activity(t.activity);
+  p->set_input(t.input);
+  p->set_execution_arn(t.execution_arn);
+  p->set_state_name(t.state_name);
+  p->set_attempt(t.attempt);
+  p->set_idempotency_key(t.idempotency_key);
+  p->set_timeout_seconds(static_cast<int32_t>(t.timeout_seconds.value_or(0)));
+  p->set_heartbeat_seconds(static_cast<int32_t>(t.heartbeat_seconds.value_or(0)));
+  p->set_deadline_unix_ms(t.deadline_unix_ms.value_or(0));
+  p->set_scheduled_unix_us(t.scheduled_unix_us);
+  p->set_traceparent(t.traceparent);
+  p->set_callback(t.callback);
+  p->set_compensation(t.compensation);
+  p->set_compensated_state(t.compensated_state);
+  p->set_compensated_idempotency_key(t.compensated_idempotency_key);
+}
+
+}  // namespace
+
+// One worker stream (see worker_session.h for what it does). gRPC's threads
+// run the reactions: a read hands results to this stream's appliers and
+// credits to the session, then reads on; writes go out one at a time from a
+// queue, those with more queued behind them buffered so that a burst leaves
+// in few packets. What blocks (registration's database work, the dispatch
+// loop, applying results, the end of the stream) runs on this stream's own
+// threads:
+// - control: registers (reclaims what the worker held), starts the others,
+//   waits for the input to end, then closes the session and finishes;
+// - dispatcher: WorkerSession::Run, pushing tasks as credits allow;
+// - appliers: apply results, heartbeats and give-backs side by side (so one
+//   worker's completions share group commits) and queue their acks.
+class WorkerStreamReactor final
+    : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
+ public:
+  WorkerStreamReactor(SagaService* svc, grpc::CallbackServerContext* ctx)
+      : svc_(svc), ctx_(ctx) {
+    {
+      std::lock_guard<std::mutex> g(svc_->streams_mu_);
+      if (svc_->draining_) {
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is draining"));
+        return;
+      }
+      svc_->streams_.insert(ctx_);
+      listed_ = true;
     }
-  } unlist{this, ctx};
-
-  v1::WorkerMessage msg;
-  if (!stream->Read(&msg)) return grpc::Status::OK;
-  if (msg.message_case() != v1::WorkerMessage::kRegister) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "register: the first message of a worker stream must be register");
-  }
-  runtime::WorkerRegistration reg;
-  reg.identity = msg.register_().identity();
-  reg.activities.assign(msg.register_().activities().begin(), msg.register_().activities().end());
-  reg.max_concurrency = msg.register_().max_concurrency();
-  if (msg.register_().has_initial_credits()) reg.initial_credits = msg.register_().initial_credits();
-  if (absl::Status s = runtime::ValidateRegistration(reg); !s.ok()) return ToGrpc(s);
-  {
-    std::vector<std::string> held(msg.register_().held_task_tokens().begin(),
-                                  msg.register_().held_task_tokens().end());
-    auto reclaimed = c_->ReclaimLostTasks(reg.identity, held);
-    if (!reclaimed.ok()) return ToGrpc(reclaimed.status());
+    StartRead(&in_);
   }
 
-  std::mutex write_mu;  // one writer at a time; reads run beside writes
-  auto write = [&](const v1::CoordinatorMessage& m) {
-    std::lock_guard<std::mutex> g(write_mu);
-    return stream->Write(m);
-  };
-  runtime::WorkerSession session(c_, reg, [&](const runtime::ActivityTask& t) {
-    v1::CoordinatorMessage m;
-    auto* p = m.mutable_task();
-    p->set_task_token(t.task_token);
-    p->set_activity(t.activity);
-    p->set_input(t.input);
-    p->set_execution_arn(t.execution_arn);
-    p->set_state_name(t.state_name);
-    p->set_attempt(t.attempt);
-    p->set_idempotency_key(t.idempotency_key);
-    p->set_timeout_seconds(static_cast<int32_t>(t.timeout_seconds.value_or(0)));
-    p->set_heartbeat_seconds(static_cast<int32_t>(t.heartbeat_seconds.value_or(0)));
-    p->set_deadline_unix_ms(t.deadline_unix_ms.value_or(0));
-    p->set_scheduled_unix_us(t.scheduled_unix_us);
-    p->set_traceparent(t.traceparent);
-    p->set_callback(t.callback);
-    p->set_compensation(t.compensation);
-    p->set_compensated_state(t.compensated_state);
-    p->set_compensated_idempotency_key(t.compensated_idempotency_key);
-    return write(m);
-  });
-  {
-    static std::atomic<uint64_t> next_id{1};
-    v1::CoordinatorMessage m;
-    m.mutable_registered()->set_worker_id(
-        saga::StrCat(reg.identity, "#", next_id.fetch_add(1)));
-    m.mutable_registered()->set_coordinator(c_->instance());
-    m.mutable_registered()->set_credit_on_results(true);
-    if (!write(m)) return grpc::Status::OK;
-  }
-  std::thread dispatcher([&] { session.Run(); });
-
-  // Results, heartbeats and give-backs are applied by a few threads per
-  // stream, so one worker's completions commit side by side (and share the
-  // WAL flush) instead of one at a time; each is acknowledged when done.
-  auto apply = [&](const v1::WorkerMessage& m) {
-    v1::CoordinatorMessage ack;
-    auto* a = ack.mutable_ack();
-    absl::Status s;
-    // A result's credit (CompleteTask.credit) not granted as it arrived
-    // (its task was not held on this stream): granted once the result is
-    // settled, taken or refused for good.
-    auto settle = [&](int credit) {
-      if (credit == 0) return;
-      if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
-          s.code() == absl::StatusCode::kNotFound) {
-        (void)session.Grant(credit);  // in range: checked before applying
-      }
-    };
-    auto bad_credit = [](int credit, const char* field) {
-      return credit < 0 || credit > 1000
-                 ? absl::InvalidArgumentError(saga::StrCat(field, ": must be 0 to 1000"))
-                 : absl::OkStatus();
-    };
-    switch (m.message_case()) {
-      case v1::WorkerMessage::kComplete:
-        a->set_request_id(m.complete().request_id());
-        s = bad_credit(m.complete().credit(), "complete.credit");
-        if (s.ok()) {
-          s = session.Complete(m.complete().task_token(), m.complete().output());
-          settle(m.complete().credit());
-        }
-        break;
-      case v1::WorkerMessage::kFail:
-        a->set_request_id(m.fail().request_id());
-        s = bad_credit(m.fail().credit(), "fail.credit");
-        if (s.ok()) {
-          s = session.Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
-          settle(m.fail().credit());
-        }
-        break;
-      case v1::WorkerMessage::kHeartbeat: {
-        a->set_request_id(m.heartbeat().request_id());
-        bool cancelled = false;
-        s = session.Heartbeat(m.heartbeat().task_token(), &cancelled);
-        a->set_cancelled(cancelled);
-        break;
-      }
-      default:  // kRelease
-        a->set_request_id(m.release().request_id());
-        s = session.Release(m.release().task_token());
-        break;
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      EndInput(grpc::Status::OK);
+      return;
     }
-    a->set_code(static_cast<int32_t>(s.code()));
-    a->set_message(std::string(s.message()));
-    write(ack);
-  };
-  std::mutex queue_mu;
-  std::condition_variable queue_cv;
-  std::deque<v1::WorkerMessage> queue;
-  bool queue_closed = false;
-  std::vector<std::thread> appliers;
-  const int n_appliers = std::clamp(reg.max_concurrency, 1, 8);
-  for (int i = 0; i < n_appliers; ++i) {
-    appliers.emplace_back([&] {
-      while (true) {
-        v1::WorkerMessage m;
-        {
-          std::unique_lock<std::mutex> lock(queue_mu);
-          queue_cv.wait(lock, [&] { return queue_closed || !queue.empty(); });
-          if (queue.empty()) return;  // closed and drained
-          m = std::move(queue.front());
-          queue.pop_front();
-        }
-        apply(m);
+    if (!control_.joinable()) {  // the first message
+      if (in_.message_case() != v1::WorkerMessage::kRegister) {
+        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "register: the first message of a worker stream must be register"));
+        return;
       }
-    });
-  }
-
-  grpc::Status result = grpc::Status::OK;
-  while (stream->Read(&msg)) {
-    switch (msg.message_case()) {
+      control_ = std::thread([this, m = std::move(in_)] { Control(m); });
+      return;  // the control thread reads on once registered
+    }
+    grpc::Status result = grpc::Status::OK;
+    switch (in_.message_case()) {
       case v1::WorkerMessage::kCredit: {
-        absl::Status s = session.Grant(msg.credit().tasks());
+        absl::Status s = session_->Grant(in_.credit().tasks());
         if (!s.ok()) result = ToGrpc(s);
         break;  // credits are not acknowledged
       }
@@ -392,18 +313,18 @@ grpc::Status SagaService::WorkerStream(
       case v1::WorkerMessage::kRelease: {
         // A result's credit is granted as it arrives (the worker's handler
         // is free), not once it is committed; the applier then grants none.
-        if (msg.has_complete() &&
-            session.GrantForResult(msg.complete().task_token(), msg.complete().credit())) {
-          msg.mutable_complete()->set_credit(0);
-        } else if (msg.has_fail() &&
-                   session.GrantForResult(msg.fail().task_token(), msg.fail().credit())) {
-          msg.mutable_fail()->set_credit(0);
+        if (in_.has_complete() &&
+            session_->GrantForResult(in_.complete().task_token(), in_.complete().credit())) {
+          in_.mutable_complete()->set_credit(0);
+        } else if (in_.has_fail() &&
+                   session_->GrantForResult(in_.fail().task_token(), in_.fail().credit())) {
+          in_.mutable_fail()->set_credit(0);
         }
         {
-          std::lock_guard<std::mutex> g(queue_mu);
-          queue.push_back(std::move(msg));
+          std::lock_guard<std::mutex> g(mu_);
+          queue_.push_back(std::move(in_));
         }
-        queue_cv.notify_one();
+        queue_cv_.notify_one();
         break;
       }
       case v1::WorkerMessage::kRegister:
@@ -415,20 +336,242 @@ grpc::Status SagaService::WorkerStream(
                               "message: empty or unknown worker message");
         break;
     }
-    if (!result.ok()) break;
+    if (!result.ok()) {
+      EndInput(result);
+      return;
+    }
+    in_.Clear();
+    StartRead(&in_);
   }
-  {
-    std::lock_guard<std::mutex> g(queue_mu);
-    queue_closed = true;  // what was received is still applied
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(write_mu_);
+    if (!ok) {
+      // The stream is broken: tasks queued behind are given back (Control).
+      write_failed_ = true;
+      for (const auto& m : out_) {
+        if (m.has_task()) unsent_.push_back(m.task().task_token());
+      }
+      out_.clear();
+    } else if (!out_.empty()) {
+      current_ = std::move(out_.front());
+      out_.pop_front();
+      const bool more = !out_.empty();
+      lock.unlock();
+      StartWrite(&current_, more ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
+      return;
+    }
+    writing_ = false;
+    lock.unlock();
+    write_cv_.notify_all();
   }
-  queue_cv.notify_all();
-  for (auto& t : appliers) t.join();
-  session.Close();
-  dispatcher.join();
-  if (ctx->IsCancelled() && result.ok()) {
-    result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker stream ended by the coordinator");
+
+  void OnDone() override {
+    if (control_.joinable()) control_.join();  // it has finished the call
+    if (listed_) {
+      std::lock_guard<std::mutex> g(svc_->streams_mu_);
+      svc_->streams_.erase(ctx_);
+    }
+    delete this;
   }
-  return result;
+
+ private:
+  // Queues a message for the worker; false once the stream cannot be
+  // written (a task then is given back by the control thread).
+  bool Send(v1::CoordinatorMessage m) {
+    std::unique_lock<std::mutex> lock(write_mu_);
+    if (write_failed_ || write_closed_) return false;  // a task: the session gives it back
+    if (writing_) {
+      out_.push_back(std::move(m));
+      return true;
+    }
+    writing_ = true;
+    current_ = std::move(m);
+    lock.unlock();  // the reaction may run inline and takes the lock
+    StartWrite(&current_);
+    return true;
+  }
+
+  // The worker's input ended (or it broke the protocol: `result`).
+  void EndInput(grpc::Status result) {
+    if (!control_.joinable()) {  // never registered
+      Finish(result);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      input_ended_ = true;
+      result_ = std::move(result);
+    }
+    queue_cv_.notify_all();
+  }
+
+  void Control(const v1::WorkerMessage& msg) {
+    grpc::Status result = Serve(msg);
+    // Finish once the queued messages are written (or cannot be).
+    std::vector<std::string> unsent;
+    {
+      std::unique_lock<std::mutex> lock(write_mu_);
+      write_cv_.wait(lock, [&] { return !writing_; });
+      write_closed_ = true;
+      unsent.swap(unsent_);
+    }
+    // Tasks the stream broke before writing: nobody has them.
+    if (session_) {
+      for (const auto& token : unsent) (void)session_->Release(token);
+    }
+    if (ctx_->IsCancelled() && result.ok()) {
+      result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker stream ended by the coordinator");
+    }
+    Finish(result);
+  }
+
+  grpc::Status Serve(const v1::WorkerMessage& msg) {
+    runtime::WorkerRegistration reg;
+    reg.identity = msg.register_().identity();
+    reg.activities.assign(msg.register_().activities().begin(),
+                          msg.register_().activities().end());
+    reg.max_concurrency = msg.register_().max_concurrency();
+    if (msg.register_().has_initial_credits()) reg.initial_credits = msg.register_().initial_credits();
+    if (absl::Status s = runtime::ValidateRegistration(reg); !s.ok()) return ToGrpc(s);
+    {
+      std::vector<std::string> held(msg.register_().held_task_tokens().begin(),
+                                    msg.register_().held_task_tokens().end());
+      auto reclaimed = svc_->c_->ReclaimLostTasks(reg.identity, held);
+      if (!reclaimed.ok()) return ToGrpc(reclaimed.status());
+    }
+    session_ = std::make_unique<runtime::WorkerSession>(
+        svc_->c_, reg, [this](const runtime::ActivityTask& t) {
+          v1::CoordinatorMessage m;
+          FillPushedTask(t, m.mutable_task());
+          return Send(std::move(m));
+        });
+    {
+      static std::atomic<uint64_t> next_id{1};
+      v1::CoordinatorMessage m;
+      m.mutable_registered()->set_worker_id(
+          saga::StrCat(reg.identity, "#", next_id.fetch_add(1)));
+      m.mutable_registered()->set_coordinator(svc_->c_->instance());
+      m.mutable_registered()->set_credit_on_results(true);
+      if (!Send(std::move(m))) {
+        session_->Close();
+        return grpc::Status::OK;
+      }
+    }
+    std::thread dispatcher([this] { session_->Run(); });
+    std::vector<std::thread> appliers;
+    const int n_appliers = std::clamp(reg.max_concurrency, 1, 8);
+    for (int i = 0; i < n_appliers; ++i) appliers.emplace_back([this] { ApplyLoop(); });
+    in_.Clear();
+    StartRead(&in_);  // the session exists: read the worker's messages
+
+    grpc::Status result;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      control_cv_.wait(lock, [&] { return input_ended_ && appliers_done_ == n_appliers; });
+      result = result_;
+    }
+    for (auto& t : appliers) t.join();
+    session_->Close();
+    dispatcher.join();
+    return result;
+  }
+
+  // Results, heartbeats and give-backs, each acknowledged when applied.
+  void ApplyLoop() {
+    while (true) {
+      v1::WorkerMessage m;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        queue_cv_.wait(lock, [&] { return input_ended_ || !queue_.empty(); });
+        if (queue_.empty()) {  // ended and drained: what was received is applied
+          ++appliers_done_;
+          lock.unlock();
+          control_cv_.notify_all();
+          return;
+        }
+        m = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Apply(m);
+    }
+  }
+
+  void Apply(const v1::WorkerMessage& m) {
+    v1::CoordinatorMessage ack;
+    auto* a = ack.mutable_ack();
+    absl::Status s;
+    // A result's credit (CompleteTask.credit) not granted as it arrived
+    // (its task was not held on this stream): granted once the result is
+    // settled, taken or refused for good.
+    auto settle = [&](int credit) {
+      if (credit == 0) return;
+      if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
+          s.code() == absl::StatusCode::kNotFound) {
+        (void)session_->Grant(credit);  // in range: checked before applying
+      }
+    };
+    switch (m.message_case()) {
+      case v1::WorkerMessage::kComplete:
+        a->set_request_id(m.complete().request_id());
+        s = BadCredit(m.complete().credit(), "complete.credit");
+        if (s.ok()) {
+          s = session_->Complete(m.complete().task_token(), m.complete().output());
+          settle(m.complete().credit());
+        }
+        break;
+      case v1::WorkerMessage::kFail:
+        a->set_request_id(m.fail().request_id());
+        s = BadCredit(m.fail().credit(), "fail.credit");
+        if (s.ok()) {
+          s = session_->Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
+          settle(m.fail().credit());
+        }
+        break;
+      case v1::WorkerMessage::kHeartbeat: {
+        a->set_request_id(m.heartbeat().request_id());
+        bool cancelled = false;
+        s = session_->Heartbeat(m.heartbeat().task_token(), &cancelled);
+        a->set_cancelled(cancelled);
+        break;
+      }
+      default:  // kRelease
+        a->set_request_id(m.release().request_id());
+        s = session_->Release(m.release().task_token());
+        break;
+    }
+    a->set_code(static_cast<int32_t>(s.code()));
+    a->set_message(std::string(s.message()));
+    Send(std::move(ack));
+  }
+
+  SagaService* const svc_;
+  grpc::CallbackServerContext* const ctx_;
+  bool listed_ = false;
+  v1::WorkerMessage in_;  // the read in progress
+  std::thread control_;
+  std::unique_ptr<runtime::WorkerSession> session_;
+
+  std::mutex mu_;  // the appliers' queue and the end of the input
+  std::condition_variable queue_cv_, control_cv_;
+  std::deque<v1::WorkerMessage> queue_;
+  bool input_ended_ = false;
+  int appliers_done_ = 0;
+  grpc::Status result_;
+
+  std::mutex write_mu_;  // the outgoing queue
+  std::condition_variable write_cv_;
+  bool writing_ = false;       // a write is in flight (current_)
+  bool write_failed_ = false;  // the stream cannot be written any more
+  bool write_closed_ = false;  // finishing: nothing more is written
+  v1::CoordinatorMessage current_;
+  std::deque<v1::CoordinatorMessage> out_;
+  std::vector<std::string> unsent_;  // tasks queued when the stream broke
+};
+
+grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* SagaService::WorkerStream(
+    grpc::CallbackServerContext* ctx) {
+  return new WorkerStreamReactor(this, ctx);
 }
 
 }  // namespace saga::api

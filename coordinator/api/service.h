@@ -14,7 +14,12 @@ namespace saga::api {
 
 grpc::Status ToGrpc(const absl::Status& s);
 
-class SagaService final : public saga::v1::SagaCoordinator::Service {
+// The worker stream uses gRPC's callback API (a reactor): its reads and
+// writes complete on gRPC's own threads instead of waking a blocked thread
+// per message; the unary RPCs stay synchronous.
+class SagaService final
+    : public saga::v1::SagaCoordinator::WithCallbackMethod_WorkerStream<
+          saga::v1::SagaCoordinator::Service> {
  public:
   explicit SagaService(runtime::Coordinator* c) : c_(c) {}
 
@@ -51,18 +56,18 @@ class SagaService final : public saga::v1::SagaCoordinator::Service {
                                v1::SendTaskFailureResponse*) override;
   grpc::Status SendTaskHeartbeat(grpc::ServerContext*, const v1::SendTaskHeartbeatRequest*,
                                  v1::SendTaskHeartbeatResponse*) override;
-  grpc::Status WorkerStream(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream) override;
+  grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerStream(
+      grpc::CallbackServerContext* ctx) override;
 
   // Ends every worker stream (UNAVAILABLE) and refuses new ones: on drain,
   // workers reconnect to another coordinator; their task tokens stay valid.
   void Drain();
 
  private:
+  friend class WorkerStreamReactor;
   runtime::Coordinator* c_;
   std::mutex streams_mu_;
-  std::set<grpc::ServerContext*> streams_;
+  std::set<grpc::CallbackServerContext*> streams_;
   bool draining_ = false;
 };
 
