@@ -1,5 +1,7 @@
-// The worker's machinery: one connection thread (connect, register, read
-// pushed tasks and acks, reconnect with jittered backoff), `concurrency`
+// The worker's machinery: one connection thread (connect, register, wait
+// for the stream to end, reconnect with jittered backoff), the stream's
+// reactions on gRPC's threads (pushed tasks are queued for the handlers,
+// acks settled; writes go out from a queue, one at a time), `concurrency`
 // handler threads, and a ticker thread (automatic heartbeats, resending
 // results the coordinator could not take yet). Results wait in an outbox
 // until acknowledged, so a broken connection loses none: they are sent again
@@ -54,6 +56,8 @@ class RunningContext : public TaskContext, public std::enable_shared_from_this<R
   std::atomic<bool> cancelled_{false};
 };
 
+class Stream;
+
 struct Worker::Impl {
   WorkerOptions opts;
   std::map<std::string, Handler> handlers;
@@ -88,10 +92,11 @@ struct Worker::Impl {
   uint64_t next_request = 1;
 
   // The connection.
-  std::mutex write_mu;
   std::shared_ptr<grpc::ClientContext> call_ctx;
-  std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream;
+  std::shared_ptr<Stream> stream;  // while connected
   bool connected = false;
+  bool stream_done = false;        // the current call ended (stream_status)
+  grpc::Status stream_status;
   bool credit_on_results = false;  // the current stream's coordinator grants results' credits
   uint64_t generation = 0;  // bumped per connection
 
@@ -102,16 +107,17 @@ struct Worker::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::mt19937_64 rng{std::random_device{}()};
 
-  // Writes `m` on the current stream; false when not connected.
-  bool WriteNow(const v1::WorkerMessage& m) {
-    std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> s;
+  // Queues `m` on the current stream; false when not connected.
+  bool WriteNow(const v1::WorkerMessage& m);
+  // The stream's reactions (on gRPC's threads).
+  void OnRegistered(const std::shared_ptr<Stream>& s, const v1::WorkerRegistered& r);
+  void OnStreamDone(const grpc::Status& status) {
     {
       std::lock_guard<std::mutex> g(mu);
-      if (!connected) return false;
-      s = stream;
+      stream_done = true;
+      stream_status = status;
     }
-    std::lock_guard<std::mutex> g(write_mu);
-    return s->Write(m);
+    cv.notify_all();
   }
 
   // Queues a request (its id is filled in) and sends it if connected.
@@ -382,6 +388,9 @@ struct Worker::Impl {
     }
   }
 
+  void StartStream(const std::shared_ptr<Stream>& s, v1::SagaCoordinator::Stub* stub,
+                   grpc::ClientContext* ctx, v1::WorkerMessage reg);
+
   std::chrono::milliseconds Jittered(std::chrono::milliseconds backoff) {
     // Uniform in [backoff/2, backoff].
     std::lock_guard<std::mutex> g(mu);
@@ -429,15 +438,14 @@ struct Worker::Impl {
       // only noticed by gRPC's backup poller, up to 5 s later.
       ctx->set_wait_for_ready(true);
       {
-        // Set before the call starts (the stream's constructor blocks until
-        // connected), so that Shutdown's TryCancel ends that wait too.
+        // Set before the call starts (it waits until connected), so that
+        // Shutdown's TryCancel ends that wait too.
         std::lock_guard<std::mutex> g(mu);
         if (closing) return;
         call_ctx = ctx;
       }
       auto stub = v1::SagaCoordinator::NewStub(channel);
-      std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> s(
-          stub->WorkerStream(ctx.get()));
+      uint64_t generation_before;
       v1::WorkerMessage reg;
       reg.mutable_register_()->set_identity(opts.identity);
       for (const auto& [a, h] : handlers) reg.mutable_register_()->add_activities(a);
@@ -454,32 +462,23 @@ struct Worker::Impl {
           if (p.msg.has_complete()) reg.mutable_register_()->add_held_task_tokens(p.msg.complete().task_token());
           if (p.msg.has_fail()) reg.mutable_register_()->add_held_task_tokens(p.msg.fail().task_token());
         }
+        stream_done = false;
+        generation_before = generation;
       }
-      v1::CoordinatorMessage in;
-      bool registered = s->Write(reg) && s->Read(&in) && in.has_registered();
-      if (registered) {
-        std::vector<v1::WorkerMessage> unacked;
-        {
-          std::lock_guard<std::mutex> g(mu);
-          stream = s;
-          connected = true;
-          credit_on_results = in.registered().credit_on_results();
-          ++generation;
-          ++stats.connections;
-          for (auto& [id, p] : outbox) unacked.push_back(p.msg);
-        }
-        cv.notify_all();
-        backoff = opts.reconnect_min;
-        for (const auto& m : unacked) WriteNow(m);
-        while (s->Read(&in)) {
-          if (in.has_task()) {
-            OnTask(in.task());
-          } else if (in.has_ack()) {
-            OnAck(in.ack());
-          }
-        }
+      auto s = std::make_shared<Stream>(this);
+      StartStream(s, stub.get(), ctx.get(), std::move(reg));
+      grpc::Status st;
+      bool registered;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stream_done; });
+        st = stream_status;
+        registered = generation != generation_before;
+        connected = false;
+        stream.reset();  // reactions are over: nothing refers to it any more
       }
-      grpc::Status st = s->Finish();
+      s.reset();
+      if (registered) backoff = opts.reconnect_min;
       if (!registered && st.error_code() != grpc::StatusCode::UNAVAILABLE &&
           st.error_code() != grpc::StatusCode::CANCELLED) {
         // A refused registration (e.g. a bad activity name) will not fix
@@ -490,8 +489,6 @@ struct Worker::Impl {
       }
       {
         std::lock_guard<std::mutex> g(mu);
-        connected = false;
-        stream.reset();
         call_ctx.reset();
         // Heartbeats of the broken connection will never be answered.
         for (auto it = outbox.begin(); it != outbox.end();) {
@@ -509,6 +506,138 @@ struct Worker::Impl {
     }
   }
 };
+
+// One call of WorkerStream. Reads run on gRPC's threads: the first must be
+// `registered`, then pushed tasks and acks go to the worker as they come.
+// Writes are queued and go out one at a time, those with more queued behind
+// them buffered, so that a burst of results leaves in few packets. A hold
+// keeps the call from ending while another thread may still start a write;
+// it is dropped once the input has ended (writes are refused from then on).
+class Stream final : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
+ public:
+  explicit Stream(Worker::Impl* w) : w_(w) {}
+
+  void Begin(const std::shared_ptr<Stream>& self, v1::SagaCoordinator::Stub* stub,
+             grpc::ClientContext* ctx, v1::WorkerMessage reg) {
+    self_ = self;
+    ctx_ = ctx;
+    stub->async()->WorkerStream(ctx, this);
+    AddHold();
+    Send(std::move(reg));
+    StartRead(&in_);
+    StartCall();
+  }
+
+  // False once the stream cannot take it (ended or broken).
+  bool Send(v1::WorkerMessage m) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (closed_) return false;
+    if (writing_) {
+      out_.push_back(std::move(m));
+      return true;
+    }
+    writing_ = true;
+    current_ = std::move(m);
+    lock.unlock();  // the reaction may run inline and takes the lock
+    StartWrite(&current_);
+    return true;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (ok && !out_.empty() && !closed_) {
+      current_ = std::move(out_.front());
+      out_.pop_front();
+      const bool more = !out_.empty();
+      lock.unlock();
+      StartWrite(&current_, more ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
+      return;
+    }
+    if (!ok) {
+      closed_ = true;  // broken: what is queued is resent on the next stream (outbox)
+      out_.clear();
+    }
+    writing_ = false;
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      EndInput();
+      return;
+    }
+    if (!registered_) {
+      if (!in_.has_registered()) {  // not a coordinator we can talk to
+        ctx_->TryCancel();
+        EndInput();
+        return;
+      }
+      registered_ = true;
+      w_->OnRegistered(self_, in_.registered());
+    } else if (in_.has_task()) {
+      w_->OnTask(in_.task());
+    } else if (in_.has_ack()) {
+      w_->OnAck(in_.ack());
+    }
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    self_.reset();  // the connection thread holds it until it has seen the end
+    w_->OnStreamDone(status);  // last: the stream may be destroyed from here on
+  }
+
+ private:
+  void EndInput() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      closed_ = true;
+      out_.clear();
+    }
+    RemoveHold();
+  }
+
+  Worker::Impl* const w_;
+  std::shared_ptr<Stream> self_;  // kept alive until OnDone
+  grpc::ClientContext* ctx_ = nullptr;
+  v1::CoordinatorMessage in_;
+  bool registered_ = false;
+  std::mutex mu_;  // the outgoing queue
+  bool writing_ = false;
+  bool closed_ = false;
+  v1::WorkerMessage current_;
+  std::deque<v1::WorkerMessage> out_;
+};
+
+bool Worker::Impl::WriteNow(const v1::WorkerMessage& m) {
+  std::shared_ptr<Stream> s;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    if (!connected) return false;
+    s = stream;
+  }
+  return s->Send(m);
+}
+
+void Worker::Impl::StartStream(const std::shared_ptr<Stream>& s, v1::SagaCoordinator::Stub* stub,
+                               grpc::ClientContext* ctx, v1::WorkerMessage reg) {
+  s->Begin(s, stub, ctx, std::move(reg));
+}
+
+void Worker::Impl::OnRegistered(const std::shared_ptr<Stream>& s, const v1::WorkerRegistered& r) {
+  std::vector<v1::WorkerMessage> unacked;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    stream = s;
+    connected = true;
+    credit_on_results = r.credit_on_results();
+    ++generation;
+    ++stats.connections;
+    for (auto& [id, p] : outbox) unacked.push_back(p.msg);
+  }
+  cv.notify_all();
+  for (auto& m : unacked) s->Send(std::move(m));
+}
 
 bool RunningContext::Heartbeat() {
   if (Cancelled()) return false;
