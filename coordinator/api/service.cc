@@ -291,14 +291,21 @@ class WorkerStreamReactor final
       EndInput(grpc::Status::OK);
       return;
     }
-    if (!control_.joinable()) {  // the first message
+    if (!registering_) {  // the first message
       if (in_.message_case() != v1::WorkerMessage::kRegister) {
         Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             "register: the first message of a worker stream must be register"));
         return;
       }
-      control_ = std::thread([this, m = std::move(in_)] { Control(m); });
-      return;  // the control thread reads on once registered
+      // Set before the thread starts; it reads on (so this runs again) once
+      // registered, after taking mu_ (so control_ is assigned by then).
+      registering_ = true;
+      std::lock_guard<std::mutex> g(mu_);
+      control_ = std::thread([this, m = std::move(in_)] {
+        { std::lock_guard<std::mutex> started(mu_); }
+        Control(m);
+      });
+      return;
     }
     grpc::Status result = grpc::Status::OK;
     switch (in_.message_case()) {
@@ -394,7 +401,7 @@ class WorkerStreamReactor final
 
   // The worker's input ended (or it broke the protocol: `result`).
   void EndInput(grpc::Status result) {
-    if (!control_.joinable()) {  // never registered
+    if (!registering_) {  // never registered
       Finish(result);
       return;
     }
@@ -548,6 +555,7 @@ class WorkerStreamReactor final
   SagaService* const svc_;
   grpc::CallbackServerContext* const ctx_;
   bool listed_ = false;
+  bool registering_ = false;  // the first message came: control_ runs
   v1::WorkerMessage in_;  // the read in progress
   std::thread control_;
   std::unique_ptr<runtime::WorkerSession> session_;

@@ -558,6 +558,10 @@ class Stream final : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coord
       out_.clear();
     }
     writing_ = false;
+    const bool release = closed_ && hold_;
+    if (release) hold_ = false;
+    lock.unlock();
+    if (release) RemoveHold();
   }
 
   void OnReadDone(bool ok) override {
@@ -588,13 +592,18 @@ class Stream final : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coord
   }
 
  private:
+  // No more writes from here on; the hold goes once none is in flight (a
+  // Send between its check and StartWrite counts as one).
   void EndInput() {
+    bool release;
     {
       std::lock_guard<std::mutex> g(mu_);
       closed_ = true;
       out_.clear();
+      release = hold_ && !writing_;
+      if (release) hold_ = false;
     }
-    RemoveHold();
+    if (release) RemoveHold();
   }
 
   Worker::Impl* const w_;
@@ -605,6 +614,7 @@ class Stream final : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coord
   std::mutex mu_;  // the outgoing queue
   bool writing_ = false;
   bool closed_ = false;
+  bool hold_ = true;  // AddHold in Begin, not yet removed
   v1::WorkerMessage current_;
   std::deque<v1::WorkerMessage> out_;
 };
