@@ -1,5 +1,7 @@
 #include "coordinator/api/service.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -302,6 +304,7 @@ class WorkerStreamReactor final
       registering_ = true;
       std::lock_guard<std::mutex> g(mu_);
       control_ = std::thread([this, m = std::move(in_)] {
+        pthread_setname_np(pthread_self(), "saga-stream");
         { std::lock_guard<std::mutex> started(mu_); }
         Control(m);
       });
@@ -447,12 +450,8 @@ class WorkerStreamReactor final
       auto reclaimed = svc_->c_->ReclaimLostTasks(reg.identity, held);
       if (!reclaimed.ok()) return ToGrpc(reclaimed.status());
     }
-    session_ = std::make_unique<runtime::WorkerSession>(
-        svc_->c_, reg, [this](const runtime::ActivityTask& t) {
-          v1::CoordinatorMessage m;
-          FillPushedTask(t, m.mutable_task());
-          return Send(std::move(m));
-        });
+    // Registered goes first: the session's hand-offs may be pushed as soon
+    // as it exists.
     {
       static std::atomic<uint64_t> next_id{1};
       v1::CoordinatorMessage m;
@@ -460,15 +459,26 @@ class WorkerStreamReactor final
           saga::StrCat(reg.identity, "#", next_id.fetch_add(1)));
       m.mutable_registered()->set_coordinator(svc_->c_->instance());
       m.mutable_registered()->set_credit_on_results(true);
-      if (!Send(std::move(m))) {
-        session_->Close();
-        return grpc::Status::OK;
-      }
+      if (!Send(std::move(m))) return grpc::Status::OK;
     }
-    std::thread dispatcher([this] { session_->Run(); });
+    session_ = std::make_unique<runtime::WorkerSession>(
+        svc_->c_, reg, [this](const runtime::ActivityTask& t) {
+          v1::CoordinatorMessage m;
+          FillPushedTask(t, m.mutable_task());
+          return Send(std::move(m));
+        });
+    std::thread dispatcher([this] {
+      pthread_setname_np(pthread_self(), "saga-dispatch");
+      session_->Run();
+    });
     std::vector<std::thread> appliers;
     const int n_appliers = std::clamp(reg.max_concurrency, 1, 8);
-    for (int i = 0; i < n_appliers; ++i) appliers.emplace_back([this] { ApplyLoop(); });
+    for (int i = 0; i < n_appliers; ++i) {
+      appliers.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "saga-apply");
+        ApplyLoop();
+      });
+    }
     in_.Clear();
     StartRead(&in_);  // the session exists: read the worker's messages
 

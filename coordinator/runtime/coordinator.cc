@@ -919,11 +919,15 @@ std::vector<ActivityTask> Coordinator::Unsubscribe(Waiter* w) {
 }
 
 void Coordinator::AddCredits(Waiter* w, int n, int limit) {
+  bool wake;
   {
     std::lock_guard<std::mutex> g(wake_mu_);
     w->capacity = std::min(w->capacity + n, limit);
+    // Its dispatcher wakes for credits only when it waits for them (or
+    // for the stream's end: n == 0); hand-offs use them without it.
+    wake = n == 0 || w->credit_wait;
   }
-  w->cv.notify_all();
+  if (wake) w->cv.notify_all();
 }
 
 absl::StatusOr<std::vector<ActivityTask>> Coordinator::TakeTasks(
@@ -998,9 +1002,11 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
     if (cancelled && cancelled()) return Tasks{};  // e.g. a worker stream that ended
     bool contended = false;
     bool no_credit;
+    int credit_seen;  // capacity when no_credit was decided
     {
       std::lock_guard<std::mutex> g(wake_mu_);
       no_credit = me.capacity - me.reserved - static_cast<int>(me.mailbox.size()) <= 0;
+      credit_seen = me.capacity;
     }
     const bool skip_scan = no_credit || (scanned != nullptr && *scanned == seq);
     bool any_skipped = false;  // a candidate another poll here was claiming
@@ -1105,13 +1111,17 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
       // Locked candidates: look again soon. Otherwise wait for a wake-up,
       // waking every 250 ms only to notice a cancelled call.
       auto slice = contended ? std::chrono::milliseconds(2) : std::chrono::milliseconds(250);
-      const int free_before = me.capacity;
+      // Credits that came while scanning (AddCredits did not wake it: it was
+      // not waiting for them yet): scan again at once.
+      if (no_credit && me.capacity > credit_seen) break;
       me.idle = true;
+      me.credit_wait = no_credit;
       const bool timed_out =
           me.cv.wait_until(lock, std::min(deadline, now + slice)) == std::cv_status::timeout;
       me.idle = false;
+      me.credit_wait = false;
       if (timed_out && contended) break;
-      if (no_credit && me.capacity > free_before) break;  // credits came: scan
+      if (no_credit && me.capacity > credit_seen) break;  // credits came: scan
     }
   }
 }

@@ -203,6 +203,7 @@ class Coordinator {
     int capacity = 1;  // tasks it can take (a stream's: its free credits)
     int reserved = 0;
     std::vector<ActivityTask> mailbox;
+    bool credit_wait = false;  // its dispatcher waits for credits to scan
   };
   // A worker stream's waiter, registered until Unsubscribe.
   std::unique_ptr<Waiter> Subscribe(const std::vector<std::string>& activities,

@@ -77,27 +77,27 @@ void WorkerSession::Run() {
       }
       continue;
     }
-    bool closed;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      closed = closed_;
-      if (!closed) {
-        for (const auto& t : *tasks) {
-          in_flight_[t.task_token] =
-              InFlight{t.timeout_seconds.has_value() || t.heartbeat_seconds.has_value()};
-        }
-      }
+    for (const auto& t : *tasks) Deliver(t);
+  }
+}
+
+
+void WorkerSession::Deliver(const ActivityTask& t) {
+  bool closed;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    closed = closed_;
+    if (!closed) {
+      in_flight_[t.task_token] =
+          InFlight{t.timeout_seconds.has_value() || t.heartbeat_seconds.has_value()};
     }
-    for (const auto& t : *tasks) {
-      if (closed) {  // the stream ended while these were claimed
-        (void)c_->ReleaseTask(t.task_token, reg_.identity);
-      } else if (!push_(t)) {
-        // The stream broke between the claim and the push: nobody has it.
-        Forget(t.task_token);
-        (void)c_->ReleaseTask(t.task_token, reg_.identity);
-      }
-    }
-    if (closed) return;
+  }
+  if (closed) {  // the stream ended while this was claimed or handed off
+    (void)c_->ReleaseTask(t.task_token, reg_.identity);
+  } else if (!push_(t)) {
+    // The stream broke between the claim and the push: nobody has it.
+    Forget(t.task_token);
+    (void)c_->ReleaseTask(t.task_token, reg_.identity);
   }
 }
 

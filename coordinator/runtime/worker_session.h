@@ -76,6 +76,8 @@ class WorkerSession {
   struct InFlight {
     bool has_deadline = false;  // HeartbeatSeconds or TimeoutSeconds
   };
+  // Pushes a task claimed or handed off to this stream (or gives it back).
+  void Deliver(const ActivityTask& t);
   void Forget(const std::string& token);
   int HeldLocked() const;  // tasks counted against the cap (mu_ held)
 
