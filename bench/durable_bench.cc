@@ -400,7 +400,7 @@ class Load {
     cv_.notify_all();
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return in_flight_ <= 0; });
+      done_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return in_flight_ <= 0; });
     }
     running_ = false;
     cv_.notify_all();
@@ -411,7 +411,7 @@ class Load {
     {
       // Starts still on their way end by their deadline (5 s).
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return calls_open_ == 0; });
+      done_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return calls_open_ == 0; });
     }
   }
 
@@ -466,12 +466,17 @@ class Load {
     slot.compare_exchange_strong(zero, now);
   }
 
+  // An execution finished: its slot goes to one waiting starter (waking
+  // them all on every finish cost ~16 context switches per execution).
   void Release() {
+    bool drained;
     {
       std::lock_guard<std::mutex> g(mu_);
       --in_flight_;
+      drained = in_flight_ <= 0;
     }
-    cv_.notify_all();
+    cv_.notify_one();
+    if (drained) done_cv_.notify_all();
   }
 
   void StartStreamWorker(int index) {
@@ -574,8 +579,7 @@ class Load {
         }
         delete call;
         std::lock_guard<std::mutex> g(mu_);
-        --calls_open_;
-        cv_.notify_all();
+        if (--calls_open_ == 0) done_cv_.notify_all();
       });
     }
   }
@@ -658,6 +662,7 @@ class Load {
   std::condition_variable cv_;
   int in_flight_ = 0;
   int calls_open_ = 0;  // asynchronous StartExecution calls not yet answered
+  std::condition_variable done_cv_;  // Stop: in_flight_ or calls_open_ reached 0
   Clock::time_point pause_until_;  // after a failed start
   std::vector<std::unique_ptr<v1::SagaCoordinator::Stub>> starter_stubs_;
   std::vector<std::thread> threads_;

@@ -8,6 +8,7 @@
 // on the next connection (a duplicate is refused harmlessly).
 #include "saga/worker/worker.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,11 +64,13 @@ struct Worker::Impl {
   std::map<std::string, Handler> handlers;
 
   mutable std::mutex mu;
-  // Three condition variables on `mu`, so that an event wakes only the
+  // Four condition variables on `mu`, so that an event wakes only the
   // threads that wait for it (one condition variable for all of them woke
   // every handler thread on every task pushed, result sent and ack read).
-  mutable std::condition_variable cv;        // connection, running tasks, outbox, shut
+  // Results and acks wake `cv` only while stopping, when Shutdown waits.
+  mutable std::condition_variable cv;        // connected, shut; stopping: running tasks, outbox
   std::condition_variable queue_cv;          // handler threads: a task queued, closing
+  std::condition_variable conn_cv;           // the connection thread: stream ended, closing
   std::condition_variable ticker_cv;         // the ticker: an earlier deadline, closing
   Clock::time_point ticker_wake = Clock::time_point::max();  // when the ticker next looks
 
@@ -117,7 +120,7 @@ struct Worker::Impl {
       stream_done = true;
       stream_status = status;
     }
-    cv.notify_all();
+    conn_cv.notify_all();
   }
 
   // Queues a request (its id is filled in) and sends it if connected.
@@ -171,6 +174,7 @@ struct Worker::Impl {
 
   void OnAck(const v1::WorkerAck& a) {
     std::function<void(const v1::WorkerAck&)> cb;
+    bool wake = false;
     {
       std::lock_guard<std::mutex> g(mu);
       auto it = outbox.find(a.request_id());
@@ -184,9 +188,10 @@ struct Worker::Impl {
       }
       cb = std::move(it->second.on_ack);
       outbox.erase(it);
+      wake = stopping;  // Shutdown waits for the outbox to drain
     }
     if (cb) cb(a);
-    cv.notify_all();
+    if (wake) cv.notify_all();
   }
 
   void OnTask(const v1::PushedTask& p) {
@@ -257,7 +262,7 @@ struct Worker::Impl {
       if (it == running.end()) return;
       const bool abandoned = it->second.abandoned;
       running.erase(it);
-      cv.notify_all();
+      if (stopping) cv.notify_all();  // Shutdown waits for the handlers
       if (abandoned) return;  // given back already
     }
     v1::WorkerMessage m;
@@ -471,7 +476,7 @@ struct Worker::Impl {
       bool registered;
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return stream_done; });
+        conn_cv.wait(lock, [&] { return stream_done; });
         st = stream_status;
         registered = generation != generation_before;
         connected = false;
@@ -502,7 +507,7 @@ struct Worker::Impl {
       const std::chrono::milliseconds wait = Jittered(backoff);
       backoff = std::min(opts.reconnect_max, backoff * 2);
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait_for(lock, wait, [&] { return closing; });
+      conn_cv.wait_for(lock, wait, [&] { return closing; });
     }
   }
 };
@@ -682,9 +687,21 @@ void Worker::Start() {
   w.channel = grpc::CreateCustomChannel(
       w.opts.address, w.opts.credentials ? w.opts.credentials : grpc::InsecureChannelCredentials(),
       args);
-  for (int i = 0; i < w.opts.concurrency; ++i) w.handler_threads.emplace_back([&w] { w.HandlerLoop(); });
-  w.ticker_thread = std::thread([&w] { w.TickerLoop(); });
-  w.conn_thread = std::thread([&w] { w.ConnectionLoop(); });
+  // Named for top -H and debuggers (at most 15 characters).
+  for (int i = 0; i < w.opts.concurrency; ++i) {
+    w.handler_threads.emplace_back([&w] {
+      pthread_setname_np(pthread_self(), "saga-handler");
+      w.HandlerLoop();
+    });
+  }
+  w.ticker_thread = std::thread([&w] {
+    pthread_setname_np(pthread_self(), "saga-ticker");
+    w.TickerLoop();
+  });
+  w.conn_thread = std::thread([&w] {
+    pthread_setname_np(pthread_self(), "saga-connect");
+    w.ConnectionLoop();
+  });
 }
 
 void Worker::Run() {
@@ -735,6 +752,7 @@ void Worker::Shutdown(std::chrono::milliseconds grace) {
     if (w.call_ctx) w.call_ctx->TryCancel();
   }
   w.cv.notify_all();
+  w.conn_cv.notify_all();
   w.queue_cv.notify_all();
   w.ticker_cv.notify_all();
   if (w.conn_thread.joinable()) w.conn_thread.join();
