@@ -432,23 +432,29 @@ std::unique_ptr<engine::ExecutionState> Coordinator::TakeCached(const std::strin
 }
 
 bool Coordinator::AcquireLease(const std::string& id, bool wait) {
-  std::unique_lock<std::mutex> lock(cache_mu_);
+  LeaseShard& shard = LeaseShardOf(id);
+  std::unique_lock<std::mutex> lock(shard.mu);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (leased_.count(id)) {
-    if (!wait || lease_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      if (leased_.count(id)) return false;
-    }
+  while (shard.held.count(id)) {
+    if (!wait) return false;
+    ++shard.waiters;
+    const bool timed_out = shard.cv.wait_until(lock, deadline) == std::cv_status::timeout;
+    --shard.waiters;
+    if (timed_out && shard.held.count(id)) return false;
   }
-  leased_.insert(id);
+  shard.held.insert(id);
   return true;
 }
 
 void Coordinator::ReleaseLease(const std::string& id) {
+  LeaseShard& shard = LeaseShardOf(id);
+  bool wake;
   {
-    std::lock_guard<std::mutex> g(cache_mu_);
-    leased_.erase(id);
+    std::lock_guard<std::mutex> g(shard.mu);
+    shard.held.erase(id);
+    wake = shard.waiters > 0;
   }
-  lease_cv_.notify_all();
+  if (wake) shard.cv.notify_all();
 }
 
 absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const CommandFn& make,

@@ -27,6 +27,7 @@
 #ifndef SAGA_COORDINATOR_RUNTIME_COORDINATOR_H_
 #define SAGA_COORDINATOR_RUNTIME_COORDINATOR_H_
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -304,8 +305,20 @@ class Coordinator {
   std::mutex cache_mu_;
   std::unordered_map<std::string, Cached> cache_;
   std::list<std::string> lru_;
-  std::unordered_set<std::string> leased_;  // executions with a transition in flight here
-  std::condition_variable lease_cv_;
+  // Executions with a transition in flight here, in shards by id: a lease
+  // taken and given back twice per transition stays off cache_mu_, and a
+  // release wakes only the waiters of its shard, only when there are some.
+  struct LeaseShard {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::unordered_set<std::string> held;
+    int waiters = 0;
+  };
+  static constexpr size_t kLeaseShards = 16;
+  std::array<LeaseShard, kLeaseShards> leases_;
+  LeaseShard& LeaseShardOf(const std::string& id) {
+    return leases_[std::hash<std::string>{}(id) % kLeaseShards];
+  }
   std::map<std::pair<std::string, int>, std::shared_ptr<const asl::StateMachine>> machines_;
   static constexpr int64_t kLatestRevisionTtlUs = 1000000;
   std::unordered_map<std::string, std::pair<int64_t, storage::StateMachineRecord>> latest_;
