@@ -357,11 +357,10 @@ class WorkerStreamReactor final
   void OnWriteDone(bool ok) override {
     std::unique_lock<std::mutex> lock(write_mu_);
     if (!ok) {
-      // The stream is broken: tasks queued behind are given back (Control).
+      // The stream is broken. Tasks queued behind are settled with the
+      // session like any task pushed and not answered (gRPC completes a
+      // write once the transport has taken it, so a queue rarely forms).
       write_failed_ = true;
-      for (const auto& m : out_) {
-        if (m.has_task()) unsent_.push_back(m.task().task_token());
-      }
       out_.clear();
     } else if (!out_.empty()) {
       current_ = std::move(out_.front());
@@ -419,16 +418,10 @@ class WorkerStreamReactor final
   void Control(const v1::WorkerMessage& msg) {
     grpc::Status result = Serve(msg);
     // Finish once the queued messages are written (or cannot be).
-    std::vector<std::string> unsent;
     {
       std::unique_lock<std::mutex> lock(write_mu_);
       write_cv_.wait(lock, [&] { return !writing_; });
       write_closed_ = true;
-      unsent.swap(unsent_);
-    }
-    // Tasks the stream broke before writing: nobody has them.
-    if (session_) {
-      for (const auto& token : unsent) (void)session_->Release(token);
     }
     if (ctx_->IsCancelled() && result.ok()) {
       result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker stream ended by the coordinator");
@@ -584,7 +577,6 @@ class WorkerStreamReactor final
   bool write_closed_ = false;  // finishing: nothing more is written
   v1::CoordinatorMessage current_;
   std::deque<v1::CoordinatorMessage> out_;
-  std::vector<std::string> unsent_;  // tasks queued when the stream broke
 };
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* SagaService::WorkerStream(

@@ -81,7 +81,6 @@ void WorkerSession::Run() {
   }
 }
 
-
 void WorkerSession::Deliver(const ActivityTask& t) {
   bool closed;
   {
