@@ -367,8 +367,11 @@ std::unique_ptr<CoordinatorProcess> StartCoordinator(const std::string& dsn,
 std::unique_ptr<Stub> NewStub(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the minimum
+  // connect timeout, and a handshake slower than that (ASan on two busy
+  // cores) failed the call with "connection attempt timed out before
+  // receiving SETTINGS frame". The default gives a handshake 20 s.
   // Each stub its own connection (two stubs to one address must not share).
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return pb::SagaCoordinator::NewStub(

@@ -179,7 +179,8 @@ class StreamWorker:
             ("grpc.keepalive_timeout_ms", 5000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.initial_reconnect_backoff_ms", int(reconnect_min * 1000)),
-            ("grpc.min_reconnect_backoff_ms", int(reconnect_min * 1000)),
+            # Not grpc.min_reconnect_backoff_ms: gRPC core takes it as the
+            # minimum connect timeout, failing handshakes slower than that.
             ("grpc.max_reconnect_backoff_ms", int(reconnect_max * 1000)),
         ])
         self._stub = pb_grpc.SagaCoordinatorStub(self._channel)
