@@ -487,10 +487,14 @@ class WorkerStreamReactor final
     return result;
   }
 
-  // Results, heartbeats and give-backs, each acknowledged when applied.
+  // Results, heartbeats and give-backs, each acknowledged when applied. An
+  // applier takes everything queued: the results among it go to one group
+  // commit together (one wait for all, instead of one applier woken and
+  // waiting per result).
   void ApplyLoop() {
+    std::vector<v1::WorkerMessage> taken;
     while (true) {
-      v1::WorkerMessage m;
+      taken.clear();
       {
         std::unique_lock<std::mutex> lock(mu_);
         queue_cv_.wait(lock, [&] { return input_ended_ || !queue_.empty(); });
@@ -500,59 +504,98 @@ class WorkerStreamReactor final
           control_cv_.notify_all();
           return;
         }
-        m = std::move(queue_.front());
-        queue_.pop_front();
+        while (!queue_.empty() && taken.size() < kMaxTaken) {
+          taken.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
       }
-      Apply(m);
+      ApplyTaken(taken);
     }
   }
 
-  void Apply(const v1::WorkerMessage& m) {
+  static constexpr size_t kMaxTaken = 64;
+
+  void ApplyTaken(const std::vector<v1::WorkerMessage>& taken) {
+    std::vector<runtime::Coordinator::WorkerResult> results;
+    std::vector<const v1::WorkerMessage*> of;
+    for (const v1::WorkerMessage& m : taken) {
+      runtime::Coordinator::WorkerResult r;
+      if (m.has_complete() && BadCredit(m.complete().credit(), "complete.credit").ok()) {
+        r.token = m.complete().task_token();
+        r.output = m.complete().output();
+      } else if (m.has_fail() && BadCredit(m.fail().credit(), "fail.credit").ok()) {
+        r.token = m.fail().task_token();
+        r.failed = true;
+        r.error = m.fail().error();
+        r.cause = m.fail().cause();
+      } else {
+        Apply(m);  // heartbeats, give-backs, bad credits: one by one
+        continue;
+      }
+      results.push_back(std::move(r));
+      of.push_back(&m);
+    }
+    if (results.empty()) return;
+    const std::vector<absl::Status> applied = session_->Apply(results);
+    for (size_t k = 0; k < results.size(); ++k) {
+      const v1::WorkerMessage& m = *of[k];
+      const bool complete = m.has_complete();
+      Settle(applied[k], complete ? m.complete().credit() : m.fail().credit());
+      Ack(complete ? m.complete().request_id() : m.fail().request_id(), applied[k], false);
+    }
+  }
+
+  // A result's credit (CompleteTask.credit) not granted as it arrived (its
+  // task was not held on this stream): granted once the result is settled,
+  // taken or refused for good.
+  void Settle(const absl::Status& s, int credit) {
+    if (credit == 0) return;
+    if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
+        s.code() == absl::StatusCode::kNotFound) {
+      (void)session_->Grant(credit);  // in range: checked before applying
+    }
+  }
+
+  void Ack(uint64_t request_id, const absl::Status& s, bool cancelled) {
     v1::CoordinatorMessage ack;
     auto* a = ack.mutable_ack();
-    absl::Status s;
-    // A result's credit (CompleteTask.credit) not granted as it arrived
-    // (its task was not held on this stream): granted once the result is
-    // settled, taken or refused for good.
-    auto settle = [&](int credit) {
-      if (credit == 0) return;
-      if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
-          s.code() == absl::StatusCode::kNotFound) {
-        (void)session_->Grant(credit);  // in range: checked before applying
-      }
-    };
-    switch (m.message_case()) {
-      case v1::WorkerMessage::kComplete:
-        a->set_request_id(m.complete().request_id());
-        s = BadCredit(m.complete().credit(), "complete.credit");
-        if (s.ok()) {
-          s = session_->Complete(m.complete().task_token(), m.complete().output());
-          settle(m.complete().credit());
-        }
-        break;
-      case v1::WorkerMessage::kFail:
-        a->set_request_id(m.fail().request_id());
-        s = BadCredit(m.fail().credit(), "fail.credit");
-        if (s.ok()) {
-          s = session_->Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
-          settle(m.fail().credit());
-        }
-        break;
-      case v1::WorkerMessage::kHeartbeat: {
-        a->set_request_id(m.heartbeat().request_id());
-        bool cancelled = false;
-        s = session_->Heartbeat(m.heartbeat().task_token(), &cancelled);
-        a->set_cancelled(cancelled);
-        break;
-      }
-      default:  // kRelease
-        a->set_request_id(m.release().request_id());
-        s = session_->Release(m.release().task_token());
-        break;
-    }
+    a->set_request_id(request_id);
+    a->set_cancelled(cancelled);
     a->set_code(static_cast<int32_t>(s.code()));
     a->set_message(std::string(s.message()));
     Send(std::move(ack));
+  }
+
+  void Apply(const v1::WorkerMessage& m) {
+    absl::Status s;
+    switch (m.message_case()) {
+      case v1::WorkerMessage::kComplete:
+        s = BadCredit(m.complete().credit(), "complete.credit");
+        if (s.ok()) {
+          s = session_->Complete(m.complete().task_token(), m.complete().output());
+          Settle(s, m.complete().credit());
+        }
+        Ack(m.complete().request_id(), s, false);
+        break;
+      case v1::WorkerMessage::kFail:
+        s = BadCredit(m.fail().credit(), "fail.credit");
+        if (s.ok()) {
+          s = session_->Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
+          Settle(s, m.fail().credit());
+        }
+        Ack(m.fail().request_id(), s, false);
+        break;
+      case v1::WorkerMessage::kHeartbeat: {
+        bool cancelled = false;
+        s = session_->Heartbeat(m.heartbeat().task_token(), &cancelled);
+        Ack(m.heartbeat().request_id(), s, cancelled);
+        break;
+      }
+      default:  // kRelease
+        s = session_->Release(m.release().task_token());
+        Ack(m.release().request_id(), s, false);
+        break;
+    }
   }
 
   SagaService* const svc_;

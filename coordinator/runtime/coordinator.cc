@@ -132,6 +132,7 @@ CoordinatorStats Coordinator::stats() const {
   s.transitions_unlocked = n_unlocked_;
   s.transitions_locked = n_locked_;
   s.unlocked_conflicts = n_conflicts_;
+  s.transitions_together = n_batched_;
   s.tasks_handed_off = n_handed_off_;
   s.tasks_claimed = n_claimed_;
   s.replays = n_replays_;
@@ -457,6 +458,90 @@ void Coordinator::ReleaseLease(const std::string& id) {
   if (wake) shard.cv.notify_all();
 }
 
+void Coordinator::FinishDecided(const std::string& execution_id, Decided& d) {
+  DeliverHandOffs(d.handoffs, *d.done, d.writes);
+  PutState(execution_id, d.new_version, std::move(d.done));
+  for (const auto& a : d.woken) WakeActivity(a);
+  if (d.timers) WakeTimers();
+  NotifyOthers(d.woken, false);
+}
+
+std::vector<absl::Status> Coordinator::ApplyCommands(const std::vector<CommandSpec>& cmds) {
+  std::vector<absl::Status> result(cmds.size());
+  // ApplyCommand's fast path for each command whose execution is cached
+  // and not leased (by another thread, or by an earlier command of this
+  // call), with one group commit for all of them; the others, and those
+  // that need the locked path, one by one afterwards in their order.
+  struct Prepared {
+    size_t i = 0;
+    int64_t version = 0;
+    Decided d;
+  };
+  std::vector<Prepared> prepared;
+  prepared.reserve(cmds.size());
+  std::vector<size_t> one_by_one;
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    const std::string& id = cmds[i].execution_id;
+    if (!AcquireLease(id, /*wait=*/false)) {
+      one_by_one.push_back(i);
+      continue;
+    }
+    int64_t version = 0;
+    std::unique_ptr<engine::ExecutionState> st = TakeCached(id, &version);
+    if (!st) {
+      ReleaseLease(id);
+      one_by_one.push_back(i);
+      continue;
+    }
+    Prepared p;
+    p.i = i;
+    p.version = version;
+    ExecutionRecord row;
+    row.execution_id = id;
+    row.version = version;
+    UnlockedTxn txn;
+    if (!Decide(row, std::move(st), txn, cmds[i].make, nullptr, &p.d).ok()) {
+      CancelHandOffs(p.d.handoffs);
+      ReleaseLease(id);
+      one_by_one.push_back(i);
+      continue;
+    }
+    prepared.push_back(std::move(p));
+  }
+  if (!prepared.empty()) {
+    std::vector<storage::PgStore::VersionedWrites> writes;
+    writes.reserve(prepared.size());
+    for (const Prepared& p : prepared) {
+      writes.push_back({&cmds[p.i].execution_id, p.version, &p.d.writes});
+    }
+    const auto applied = store_->WriteIfVersionMany(writes);
+    for (size_t k = 0; k < prepared.size(); ++k) {
+      Prepared& p = prepared[k];
+      const std::string& id = cmds[p.i].execution_id;
+      if (applied[k].ok() && *applied[k]) {
+        ++n_unlocked_;
+        if (prepared.size() > 1) ++n_batched_;
+        FinishDecided(id, p.d);
+        ReleaseLease(id);
+        continue;
+      }
+      ++n_conflicts_;
+      CancelHandOffs(p.d.handoffs);
+      ReleaseLease(id);
+      if (!applied[k].ok() && !Retryable(applied[k].status())) {
+        result[p.i] = applied[k].status();
+      } else {
+        one_by_one.push_back(p.i);  // advanced elsewhere: the locked path replays
+      }
+    }
+  }
+  std::sort(one_by_one.begin(), one_by_one.end());
+  for (size_t i : one_by_one) {
+    result[i] = ApplyCommand(cmds[i].execution_id, cmds[i].make, nullptr, false);
+  }
+  return result;
+}
+
 absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const CommandFn& make,
                                        const ExtraFn& extra, bool skip_locked) {
   // One transition of an execution at a time in this process: a second one
@@ -475,13 +560,7 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
       if (held) self->ReleaseLease(id);
     }
   } lease{this, execution_id, leased};
-  auto finish = [&](Decided& d) {
-    DeliverHandOffs(d.handoffs, *d.done, d.writes);
-    PutState(execution_id, d.new_version, std::move(d.done));
-    for (const auto& a : d.woken) WakeActivity(a);
-    if (d.timers) WakeTimers();
-    NotifyOthers(d.woken, false);
-  };
+  auto finish = [&](Decided& d) { FinishDecided(execution_id, d); };
   // Fast path: with the execution's state cached at version v, decide
   // without a lock and write in one statement that applies only if the row
   // is still at v. A cache miss, a refusal, anything that needs a row lock,
@@ -1016,12 +1095,35 @@ absl::StatusOr<std::vector<ActivityTask>> Coordinator::ClaimTasks(
     }
     const bool skip_scan = no_credit || (scanned != nullptr && *scanned == seq);
     bool any_skipped = false;  // a candidate another poll here was claiming
-    for (size_t k = 0; !skip_scan && k < activities.size(); ++k) {
+    for (size_t k = 0; !skip_scan && !no_credit && k < activities.size(); ++k) {
       const std::string& activity = activities[(first + k) % activities.size()];
       auto candidates = store_->RunnableTasks(activity, 16);
       if (!candidates.ok()) return candidates.status();
       size_t skipped = 0;  // candidates other polls of this process are claiming
       for (const auto& c : *candidates) {
+        if (subscription != nullptr) {
+          std::lock_guard<std::mutex> g(wake_mu_);
+          if (me.capacity - me.reserved - static_cast<int>(me.mailbox.size()) <= 0) {
+            // Hand-offs took the credits meanwhile: wait as without credit.
+            no_credit = true;
+            credit_seen = me.capacity;
+            break;
+          }
+          // The claim's credit, reserved while it runs: a transition handing
+          // a task off to this stream meanwhile must not count on it too
+          // (the stream got two tasks on one credit).
+          ++me.reserved;
+        }
+        struct Unreserve {
+          Coordinator* self;
+          Waiter* me;
+          ~Unreserve() {
+            if (me == nullptr) return;
+            std::lock_guard<std::mutex> g(self->wake_mu_);
+            --me->reserved;
+            me->cv.notify_all();  // Unsubscribe waits for reservations to end
+          }
+        } unreserve{this, subscription};
         // Concurrent polls see the same candidates, oldest first: one that
         // another poll of this process is claiming (its execution row is
         // locked) is skipped here rather than found locked in the database.
@@ -1166,8 +1268,9 @@ bool IsCallback(const engine::ExecutionState& st, int64_t task_id) {
 
 }  // namespace
 
-absl::Status Coordinator::Succeed(const std::string& token, const std::string& output,
-                                  bool from_worker) {
+absl::StatusOr<Coordinator::CommandSpec> Coordinator::SucceedCommand(const std::string& token,
+                                                                      const std::string& output,
+                                                                      bool from_worker) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
   if (output.size() > asl::kMaxPayloadBytes) {
@@ -1178,18 +1281,48 @@ absl::Status Coordinator::Succeed(const std::string& token, const std::string& o
   if (!out.ok()) {
     return absl::InvalidArgumentError(saga::StrCat("output: ", saga::ToStd(out.status().message())));
   }
-  absl::Status s = ApplyCommand(
-      ref->execution_id,
-      [&](const engine::ExecutionState& st,
-          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
-        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
-        // A callback task's worker only acknowledges the dispatch: the state
-        // waits for SendTaskSuccess/SendTaskFailure with the token.
-        if (from_worker && IsCallback(st, ref->task_id)) return NoWrite();
-        return std::optional<engine::Command>(engine::TaskSucceededCommand{ref->task_id, *out});
-      },
-      nullptr, false);
+  CommandSpec c;
+  c.execution_id = ref->execution_id;
+  c.make = [task_id = ref->task_id, out = *std::move(out), from_worker](
+               const engine::ExecutionState& st,
+               storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+    if (st.finished() || !st.open_tasks.count(task_id)) return StaleTask();
+    // A callback task's worker only acknowledges the dispatch: the state
+    // waits for SendTaskSuccess/SendTaskFailure with the token.
+    if (from_worker && IsCallback(st, task_id)) return NoWrite();
+    return std::optional<engine::Command>(engine::TaskSucceededCommand{task_id, out});
+  };
+  return c;
+}
+
+absl::Status Coordinator::Succeed(const std::string& token, const std::string& output,
+                                  bool from_worker) {
+  auto c = SucceedCommand(token, output, from_worker);
+  if (!c.ok()) return c.status();
+  absl::Status s = ApplyCommand(c->execution_id, c->make, nullptr, false);
   return IsNoWrite(s) ? absl::OkStatus() : s;
+}
+
+std::vector<absl::Status> Coordinator::ApplyWorkerResults(const std::vector<WorkerResult>& results) {
+  std::vector<absl::Status> out(results.size());
+  std::vector<CommandSpec> cmds;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const WorkerResult& r = results[i];
+    auto c = r.failed ? FailCommand(r.token, r.error, r.cause)
+                      : SucceedCommand(r.token, r.output, /*from_worker=*/true);
+    if (!c.ok()) {
+      out[i] = c.status();
+      continue;
+    }
+    cmds.push_back(*std::move(c));
+    index.push_back(i);
+  }
+  const std::vector<absl::Status> applied = ApplyCommands(cmds);
+  for (size_t k = 0; k < cmds.size(); ++k) {
+    out[index[k]] = IsNoWrite(applied[k]) ? absl::OkStatus() : applied[k];
+  }
+  return out;
 }
 
 absl::StatusOr<int> Coordinator::ReclaimLostTasks(const std::string& worker,
@@ -1236,24 +1369,32 @@ absl::Status Coordinator::ReleaseTask(const std::string& token, const std::strin
   return s;
 }
 
-absl::Status Coordinator::SendTaskFailure(const std::string& token, const std::string& error,
-                                          const std::string& cause) {
+absl::StatusOr<Coordinator::CommandSpec> Coordinator::FailCommand(const std::string& token,
+                                                                   const std::string& error,
+                                                                   const std::string& cause) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
   if (error.size() > 256) return absl::InvalidArgumentError("error: longer than 256 characters");
   if (cause.size() > 32768) return absl::InvalidArgumentError("cause: longer than 32768 characters");
-  return ApplyCommand(
-      ref->execution_id,
-      [&](const engine::ExecutionState& st,
-          storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
-        if (st.finished() || !st.open_tasks.count(ref->task_id)) return StaleTask();
-        engine::TaskFailedCommand c;
-        c.task_id = ref->task_id;
-        if (!error.empty()) c.error = error;
-        if (!cause.empty()) c.cause = cause;
-        return std::optional<engine::Command>(c);
-      },
-      nullptr, false);
+  engine::TaskFailedCommand failed;
+  failed.task_id = ref->task_id;
+  if (!error.empty()) failed.error = error;
+  if (!cause.empty()) failed.cause = cause;
+  CommandSpec c;
+  c.execution_id = ref->execution_id;
+  c.make = [failed](const engine::ExecutionState& st,
+                    storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
+    if (st.finished() || !st.open_tasks.count(failed.task_id)) return StaleTask();
+    return std::optional<engine::Command>(failed);
+  };
+  return c;
+}
+
+absl::Status Coordinator::SendTaskFailure(const std::string& token, const std::string& error,
+                                          const std::string& cause) {
+  auto c = FailCommand(token, error, cause);
+  if (!c.ok()) return c.status();
+  return ApplyCommand(c->execution_id, c->make, nullptr, false);
 }
 
 absl::Status Coordinator::SendTaskHeartbeat(const std::string& token) {

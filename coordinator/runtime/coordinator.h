@@ -92,6 +92,7 @@ struct CoordinatorStats {
   uint64_t transitions_unlocked = 0;  // decided on the cached state, version-checked write
   uint64_t transitions_locked = 0;    // row lock, then decided
   uint64_t unlocked_conflicts = 0;    // version moved: retried on the locked path
+  uint64_t transitions_together = 0;  // of the unlocked: written with others of one caller
   uint64_t tasks_handed_off = 0;      // started in the transaction that opened them
   uint64_t tasks_claimed = 0;         // found by a scan and claimed in a transaction of their own
   uint64_t replays = 0;               // states rebuilt from the history (cache miss)
@@ -169,6 +170,16 @@ class Coordinator {
   // (.waitForTaskToken) task, whose state waits for SendTaskSuccess or
   // SendTaskFailure with its token: then only checks that it is still open.
   absl::Status CompleteFromWorker(const std::string& token, const std::string& output);
+  // A worker stream's results, several at once: each as CompleteFromWorker
+  // or SendTaskFailure, one status each; the transitions decided on cached
+  // states go to one group commit together (the caller waits once for all).
+  struct WorkerResult {
+    std::string token;
+    bool failed = false;
+    std::string output;        // a success
+    std::string error, cause;  // a failure
+  };
+  std::vector<absl::Status> ApplyWorkerResults(const std::vector<WorkerResult>& results);
   // Gives a started task back: runnable again as the same attempt (no
   // history event; the next delivery records another ActivityStarted).
   // Only the worker holding it (`worker`, its identity) can.
@@ -242,6 +253,18 @@ class Coordinator {
   // Extra row writes for the same transaction (task start, heartbeat).
   using ExtraFn = std::function<void(const engine::ExecutionState& before, storage::Writes*)>;
   absl::Status Succeed(const std::string& token, const std::string& output, bool from_worker);
+  // A command for one execution, built before its state is at hand.
+  struct CommandSpec {
+    std::string execution_id;
+    CommandFn make;
+  };
+  absl::StatusOr<CommandSpec> SucceedCommand(const std::string& token, const std::string& output,
+                                             bool from_worker);
+  absl::StatusOr<CommandSpec> FailCommand(const std::string& token, const std::string& error,
+                                          const std::string& cause);
+  // ApplyCommand for several commands (no extra writes, waiting for leases),
+  // one status each (see ApplyWorkerResults).
+  std::vector<absl::Status> ApplyCommands(const std::vector<CommandSpec>& cmds);
   struct HandOff;
   // What one decided transition leaves for after its commit.
   struct Decided {
@@ -261,6 +284,8 @@ class Coordinator {
   std::unique_ptr<engine::ExecutionState> TakeCached(const std::string& id, int64_t* version);
   absl::Status ApplyCommand(const std::string& execution_id, const CommandFn& make,
                             const ExtraFn& extra, bool skip_locked);
+  // After a decided transition committed: hand-offs, cache, wake-ups.
+  void FinishDecided(const std::string& execution_id, Decided& d);
   // The in-process lease on an execution's transitions (see ApplyCommand):
   // false when another thread holds it (after waiting up to 5 s if `wait`).
   bool AcquireLease(const std::string& id, bool wait);
@@ -361,7 +386,7 @@ class Coordinator {
 
   const std::string instance_;  // random; in NOTIFY payloads
   std::atomic<uint64_t> n_unlocked_{0}, n_locked_{0}, n_conflicts_{0}, n_handed_off_{0},
-      n_claimed_{0}, n_replays_{0};
+      n_claimed_{0}, n_replays_{0}, n_batched_{0};
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;
   std::set<std::string> notify_activities_;

@@ -148,6 +148,15 @@ absl::Status WorkerSession::Fail(const std::string& token, const std::string& er
   return s;
 }
 
+std::vector<absl::Status> WorkerSession::Apply(
+    const std::vector<Coordinator::WorkerResult>& results) {
+  std::vector<absl::Status> s = c_->ApplyWorkerResults(results);
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (s[i].ok() || s[i].code() == absl::StatusCode::kFailedPrecondition) Forget(results[i].token);
+  }
+  return s;
+}
+
 absl::Status WorkerSession::Heartbeat(const std::string& token, bool* cancelled) {
   absl::Status s = c_->SendTaskHeartbeat(token);
   *cancelled = s.code() == absl::StatusCode::kFailedPrecondition ||

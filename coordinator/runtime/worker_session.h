@@ -63,6 +63,8 @@ class WorkerSession {
   // The worker's messages about a task pushed to it.
   absl::Status Complete(const std::string& token, const std::string& output);
   absl::Status Fail(const std::string& token, const std::string& error, const std::string& cause);
+  // Complete and Fail for several results at once (one group commit).
+  std::vector<absl::Status> Apply(const std::vector<Coordinator::WorkerResult>& results);
   // OK, or the status that says the task is no longer open (then `cancelled`).
   absl::Status Heartbeat(const std::string& token, bool* cancelled);
   absl::Status Release(const std::string& token);

@@ -249,6 +249,64 @@ TEST_F(GroupCommit, AClaimAppliesOnlyWhileItsTaskIsNotStarted) {
   }
 }
 
+// One caller's writes for several executions (a worker stream's results
+// applied together): written in one statement when nothing else is being
+// written, each applying or not on its own, in the caller's order.
+TEST_F(GroupCommit, ManyWritesOfOneCallerShareAStatementAndEachAppliesOnItsOwn) {
+  constexpr int kExecutions = 10;
+  for (int i = 0; i < kExecutions; ++i) {
+    const ExecutionRecord row = Row(i, saga::StrCat("many", i));
+    ASSERT_TRUE(store_->CreateExecution(row, First(row.execution_id)).ok());
+  }
+  std::vector<std::string> ids;
+  for (int i = 0; i < kExecutions; ++i) ids.push_back(Uuid(i));
+  std::vector<Writes> writes;
+  std::vector<PgStore::VersionedWrites> many;
+  writes.reserve(kExecutions + 3);
+  for (int i = 0; i < kExecutions; ++i) writes.push_back(Next(ids[i], 1));
+  // Execution 0 a second time, decided on the version the first write
+  // changes: refused. Execution 1 at a version it is not at: refused.
+  // Execution 2's second step needs its own transaction (a timer): written
+  // alone, after the first step of the group.
+  writes.push_back(Next(ids[0], 1));
+  Writes wrong = Next(ids[1], 1);
+  writes.push_back(wrong);
+  Writes timed = Next(ids[2], 2);
+  storage::TimerRecord timer;
+  timer.execution_id = ids[2];
+  timer.timer_id = 1;
+  timer.fire_at_us = 1;
+  timed.new_timers = {timer};
+  writes.push_back(timed);
+  for (int i = 0; i < kExecutions; ++i) many.push_back({&ids[i], 1, &writes[i]});
+  many.push_back({&ids[0], 1, &writes[kExecutions]});
+  many.push_back({&ids[1], 7, &writes[kExecutions + 1]});
+  many.push_back({&ids[2], 2, &writes[kExecutions + 2]});
+  const auto before = store_->batch_stats();
+  const auto results = store_->WriteIfVersionMany(many);
+  const auto after = store_->batch_stats();
+  ASSERT_EQ(results.size(), many.size());
+  for (int i = 0; i < kExecutions; ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_TRUE(*results[i]) << i;
+  }
+  ASSERT_TRUE(results[kExecutions].ok());
+  EXPECT_FALSE(*results[kExecutions]) << "decided on a version the group's first write changed";
+  ASSERT_TRUE(results[kExecutions + 1].ok());
+  EXPECT_FALSE(*results[kExecutions + 1]) << "not at that version";
+  ASSERT_TRUE(results[kExecutions + 2].ok()) << results[kExecutions + 2].status();
+  EXPECT_TRUE(*results[kExecutions + 2]) << "its own transaction, after the group";
+  // The first writes of the ten executions in one statement, execution 0's
+  // second in the next (one write per execution per statement).
+  EXPECT_EQ(after.items - before.items, static_cast<uint64_t>(kExecutions + 2));
+  EXPECT_EQ(after.batches - before.batches, 2u);
+  EXPECT_EQ(One("SELECT count(*) FROM executions WHERE version = 2"), std::to_string(kExecutions - 1));
+  EXPECT_EQ(One("SELECT version FROM executions WHERE execution_id = '" + ids[2] + "'"), "3");
+  EXPECT_EQ(One("SELECT count(*) FROM timers"), "1");
+  EXPECT_EQ(One(std::string(kEventCount) + " WHERE (ev->>0)::int = 2"), std::to_string(kExecutions))
+      << "one event 2 per execution: the refused writes' events were not written";
+}
+
 TEST_F(GroupCommit, AWriteThatFailsDoesNotFailTheOthersWrittenWithIt) {
   constexpr int kExecutions = 16;
   for (int i = 0; i < kExecutions; ++i) {

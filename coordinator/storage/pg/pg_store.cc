@@ -689,7 +689,13 @@ struct PgStore::Impl {
   int batch_leaders = 0;
   int leaders_asked = 0;  // callers woken to lead, not yet running
   std::atomic<uint64_t> n_batches{0}, n_batch_items{0};
-  absl::StatusOr<bool> Submit(BatchItem* item);
+  // Queues `items` (one caller's, several executions) and returns once all
+  // are written, leading batches while a leader's place is free.
+  void Submit(const std::vector<BatchItem*>& items);
+  absl::StatusOr<bool> Submit(BatchItem* item) {
+    Submit(std::vector<BatchItem*>{item});
+    return item->result;
+  }
   void AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake);
   void WriteBatch(const std::vector<BatchItem*>& batch);
 
@@ -984,28 +990,34 @@ void PgStore::Impl::AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake) {
   for (BatchItem* q : batch_queue) {
     if (batch_leaders + leaders_asked >= kMaxBatchLeaders) return;
     if (q->asked_to_lead) continue;
+    // A caller with several items queued is asked once.
+    if (std::find(wake->begin(), wake->end(), q->waiter) != wake->end()) continue;
     q->asked_to_lead = true;
     ++leaders_asked;
     wake->push_back(q->waiter);
   }
 }
 
-absl::StatusOr<bool> PgStore::Impl::Submit(BatchItem* item) {
+void PgStore::Impl::Submit(const std::vector<BatchItem*>& items) {
   // One waiter per thread, kept for its next calls.
   thread_local const std::shared_ptr<Waiter> my_waiter = std::make_shared<Waiter>();
-  item->waiter = my_waiter;
+  for (BatchItem* item : items) item->waiter = my_waiter;
   std::vector<std::shared_ptr<Waiter>> wake;
   std::unique_lock<std::mutex> lock(batch_mu);
-  batch_queue.push_back(item);
+  batch_queue.insert(batch_queue.end(), items.begin(), items.end());
   while (true) {
-    if (item->asked_to_lead) {
-      item->asked_to_lead = false;
-      --leaders_asked;
+    bool all_done = true;
+    for (BatchItem* item : items) {
+      if (item->asked_to_lead) {
+        item->asked_to_lead = false;
+        --leaders_asked;
+      }
+      all_done = all_done && item->done;
     }
-    if (item->done) break;
+    if (all_done) break;
     if (batch_leaders >= kMaxBatchLeaders || batch_queue.empty()) {
-      // Woken when the item is done, or to lead the next batch.
-      item->waiter->cv.wait(lock);
+      // Woken when an item is done, or to lead the next batch.
+      my_waiter->cv.wait(lock);
       continue;
     }
     // Lead: take the queue, one item per execution (a second one for the
@@ -1033,7 +1045,7 @@ absl::StatusOr<bool> PgStore::Impl::Submit(BatchItem* item) {
     --batch_leaders;
     for (BatchItem* b : batch) {
       b->done = true;
-      if (b != item) wake.push_back(b->waiter);
+      if (b->waiter != my_waiter) wake.push_back(b->waiter);
     }
     AskLeaders(&wake);  // items queued meanwhile
     lock.unlock();
@@ -1041,12 +1053,11 @@ absl::StatusOr<bool> PgStore::Impl::Submit(BatchItem* item) {
     wake.clear();
     lock.lock();
   }
-  // A caller asked to lead whose item was written by another leader
+  // A caller asked to lead whose items were written by other leaders
   // meanwhile passes the place on.
   AskLeaders(&wake);
   lock.unlock();
   for (const auto& w : wake) w->cv.notify_one();
-  return item->result;
 }
 
 void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
@@ -1292,6 +1303,31 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
     w.commit();
     return absl::OkStatus();
   });
+}
+
+std::vector<absl::StatusOr<bool>> PgStore::WriteIfVersionMany(
+    const std::vector<VersionedWrites>& writes) {
+  std::vector<absl::StatusOr<bool>> results(writes.size(), false);
+  std::vector<Impl::BatchItem> items(writes.size());
+  std::vector<Impl::BatchItem*> batched;
+  for (size_t i = 0; i < writes.size(); ++i) {
+    const VersionedWrites& v = writes[i];
+    if (!Batchable(*v.writes)) continue;
+    Impl::BatchItem& item = items[i];
+    item.id = v.execution_id;
+    item.version = v.version;
+    item.writes = v.writes;
+    item.events_json =
+        EventsJson(*v.execution_id, v.writes->events, impl_->options.compress_history_from);
+    batched.push_back(&item);
+  }
+  if (!batched.empty()) impl_->Submit(batched);
+  for (size_t i = 0; i < writes.size(); ++i) {
+    const VersionedWrites& v = writes[i];
+    results[i] = Batchable(*v.writes) ? items[i].result
+                                      : WriteIfVersion(*v.execution_id, v.version, *v.writes);
+  }
+  return results;
 }
 
 absl::StatusOr<bool> PgStore::WriteIfVersion(const std::string& execution_id, int64_t version,

@@ -214,6 +214,16 @@ class PgStore {
   absl::StatusOr<bool> WriteIfVersion(const std::string& execution_id, int64_t version,
                                       const Writes& writes);
 
+  // WriteIfVersion for several executions at once (distinct or not): those
+  // that need nothing but the combined statement go to the group commit
+  // together, so the caller waits once for all of them. One result each.
+  struct VersionedWrites {
+    const std::string* execution_id = nullptr;
+    int64_t version = 0;
+    const Writes* writes = nullptr;
+  };
+  std::vector<absl::StatusOr<bool>> WriteIfVersionMany(const std::vector<VersionedWrites>& writes);
+
   // CreateExecution and WriteIfVersion calls whose writes need nothing but
   // the combined statement are group-committed: concurrent calls for
   // distinct executions share one statement and one commit (each still
