@@ -520,16 +520,29 @@ class WorkerStreamReactor final
     std::vector<const v1::WorkerMessage*> of;
     for (const v1::WorkerMessage& m : taken) {
       runtime::Coordinator::WorkerResult r;
-      if (m.has_complete() && BadCredit(m.complete().credit(), "complete.credit").ok()) {
+      if (m.has_complete()) {
+        if (absl::Status bad = BadCredit(m.complete().credit(), "complete.credit"); !bad.ok()) {
+          Ack(m.complete().request_id(), bad, false);  // the result is not taken
+          continue;
+        }
         r.token = m.complete().task_token();
         r.output = m.complete().output();
-      } else if (m.has_fail() && BadCredit(m.fail().credit(), "fail.credit").ok()) {
+      } else if (m.has_fail()) {
+        if (absl::Status bad = BadCredit(m.fail().credit(), "fail.credit"); !bad.ok()) {
+          Ack(m.fail().request_id(), bad, false);
+          continue;
+        }
         r.token = m.fail().task_token();
         r.failed = true;
         r.error = m.fail().error();
         r.cause = m.fail().cause();
-      } else {
-        Apply(m);  // heartbeats, give-backs, bad credits: one by one
+      } else if (m.has_heartbeat()) {
+        bool cancelled = false;
+        absl::Status s = session_->Heartbeat(m.heartbeat().task_token(), &cancelled);
+        Ack(m.heartbeat().request_id(), s, cancelled);
+        continue;
+      } else {  // kRelease
+        Ack(m.release().request_id(), session_->Release(m.release().task_token()), false);
         continue;
       }
       results.push_back(std::move(r));
@@ -540,19 +553,16 @@ class WorkerStreamReactor final
     for (size_t k = 0; k < results.size(); ++k) {
       const v1::WorkerMessage& m = *of[k];
       const bool complete = m.has_complete();
-      Settle(applied[k], complete ? m.complete().credit() : m.fail().credit());
-      Ack(complete ? m.complete().request_id() : m.fail().request_id(), applied[k], false);
-    }
-  }
-
-  // A result's credit (CompleteTask.credit) not granted as it arrived (its
-  // task was not held on this stream): granted once the result is settled,
-  // taken or refused for good.
-  void Settle(const absl::Status& s, int credit) {
-    if (credit == 0) return;
-    if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
-        s.code() == absl::StatusCode::kNotFound) {
-      (void)session_->Grant(credit);  // in range: checked before applying
+      // A result's credit (CompleteTask.credit) not granted as it arrived
+      // (its task was not held on this stream): granted once the result is
+      // settled, taken or refused for good.
+      const int credit = complete ? m.complete().credit() : m.fail().credit();
+      const absl::Status& s = applied[k];
+      if (credit != 0 && (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
+                          s.code() == absl::StatusCode::kNotFound)) {
+        (void)session_->Grant(credit);  // in range: checked before applying
+      }
+      Ack(complete ? m.complete().request_id() : m.fail().request_id(), s, false);
     }
   }
 
@@ -564,38 +574,6 @@ class WorkerStreamReactor final
     a->set_code(static_cast<int32_t>(s.code()));
     a->set_message(std::string(s.message()));
     Send(std::move(ack));
-  }
-
-  void Apply(const v1::WorkerMessage& m) {
-    absl::Status s;
-    switch (m.message_case()) {
-      case v1::WorkerMessage::kComplete:
-        s = BadCredit(m.complete().credit(), "complete.credit");
-        if (s.ok()) {
-          s = session_->Complete(m.complete().task_token(), m.complete().output());
-          Settle(s, m.complete().credit());
-        }
-        Ack(m.complete().request_id(), s, false);
-        break;
-      case v1::WorkerMessage::kFail:
-        s = BadCredit(m.fail().credit(), "fail.credit");
-        if (s.ok()) {
-          s = session_->Fail(m.fail().task_token(), m.fail().error(), m.fail().cause());
-          Settle(s, m.fail().credit());
-        }
-        Ack(m.fail().request_id(), s, false);
-        break;
-      case v1::WorkerMessage::kHeartbeat: {
-        bool cancelled = false;
-        s = session_->Heartbeat(m.heartbeat().task_token(), &cancelled);
-        Ack(m.heartbeat().request_id(), s, cancelled);
-        break;
-      }
-      default:  // kRelease
-        s = session_->Release(m.release().task_token());
-        Ack(m.release().request_id(), s, false);
-        break;
-    }
   }
 
   SagaService* const svc_;

@@ -1245,11 +1245,9 @@ absl::Status StaleTask() {
 }  // namespace
 
 absl::Status Coordinator::SendTaskSuccess(const std::string& token, const std::string& output) {
-  return Succeed(token, output, /*from_worker=*/false);
-}
-
-absl::Status Coordinator::CompleteFromWorker(const std::string& token, const std::string& output) {
-  return Succeed(token, output, /*from_worker=*/true);
+  auto c = SucceedCommand(token, output, /*from_worker=*/false);
+  if (!c.ok()) return c.status();
+  return ApplyCommand(c->execution_id, c->make, nullptr, false);
 }
 
 namespace {
@@ -1293,14 +1291,6 @@ absl::StatusOr<Coordinator::CommandSpec> Coordinator::SucceedCommand(const std::
     return std::optional<engine::Command>(engine::TaskSucceededCommand{task_id, out});
   };
   return c;
-}
-
-absl::Status Coordinator::Succeed(const std::string& token, const std::string& output,
-                                  bool from_worker) {
-  auto c = SucceedCommand(token, output, from_worker);
-  if (!c.ok()) return c.status();
-  absl::Status s = ApplyCommand(c->execution_id, c->make, nullptr, false);
-  return IsNoWrite(s) ? absl::OkStatus() : s;
 }
 
 std::vector<absl::Status> Coordinator::ApplyWorkerResults(const std::vector<WorkerResult>& results) {

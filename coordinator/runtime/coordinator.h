@@ -166,13 +166,12 @@ class Coordinator {
                                                        const std::function<bool()>& cancelled,
                                                        uint64_t* scanned = nullptr,
                                                        Waiter* subscription = nullptr);
-  // A worker stream's completion: as SendTaskSuccess, except for a callback
+  // A worker stream's results, several at once, one status each: a failure
+  // as SendTaskFailure; a success as SendTaskSuccess, except for a callback
   // (.waitForTaskToken) task, whose state waits for SendTaskSuccess or
   // SendTaskFailure with its token: then only checks that it is still open.
-  absl::Status CompleteFromWorker(const std::string& token, const std::string& output);
-  // A worker stream's results, several at once: each as CompleteFromWorker
-  // or SendTaskFailure, one status each; the transitions decided on cached
-  // states go to one group commit together (the caller waits once for all).
+  // The transitions decided on cached states go to one group commit
+  // together (the caller waits once for all).
   struct WorkerResult {
     std::string token;
     bool failed = false;
@@ -252,7 +251,6 @@ class Coordinator {
       const engine::ExecutionState&, storage::TransitionTxn&)>;
   // Extra row writes for the same transaction (task start, heartbeat).
   using ExtraFn = std::function<void(const engine::ExecutionState& before, storage::Writes*)>;
-  absl::Status Succeed(const std::string& token, const std::string& output, bool from_worker);
   // A command for one execution, built before its state is at hand.
   struct CommandSpec {
     std::string execution_id;

@@ -135,19 +135,6 @@ void WorkerSession::Forget(const std::string& token) {
   settling_.erase(token);
 }
 
-absl::Status WorkerSession::Complete(const std::string& token, const std::string& output) {
-  absl::Status s = c_->CompleteFromWorker(token, output);
-  if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition) Forget(token);
-  return s;
-}
-
-absl::Status WorkerSession::Fail(const std::string& token, const std::string& error,
-                                 const std::string& cause) {
-  absl::Status s = c_->SendTaskFailure(token, error, cause);
-  if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition) Forget(token);
-  return s;
-}
-
 std::vector<absl::Status> WorkerSession::Apply(
     const std::vector<Coordinator::WorkerResult>& results) {
   std::vector<absl::Status> s = c_->ApplyWorkerResults(results);

@@ -60,12 +60,11 @@ class WorkerSession {
   // stream; its credit is then granted once the result is settled.
   bool GrantForResult(const std::string& token, int n);
 
-  // The worker's messages about a task pushed to it.
-  absl::Status Complete(const std::string& token, const std::string& output);
-  absl::Status Fail(const std::string& token, const std::string& error, const std::string& cause);
-  // Complete and Fail for several results at once (one group commit).
+  // The worker's messages about a task pushed to it. Results, several at
+  // once (one group commit; see Coordinator::ApplyWorkerResults):
   std::vector<absl::Status> Apply(const std::vector<Coordinator::WorkerResult>& results);
-  // OK, or the status that says the task is no longer open (then `cancelled`).
+  // Heartbeat: OK, or the status that says the task is no longer open (then
+  // `cancelled`).
   absl::Status Heartbeat(const std::string& token, bool* cancelled);
   absl::Status Release(const std::string& token);
 

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <pqxx/pqxx>
 #include <regex>
+#include <span>
 #include <string_view>
 #include <unordered_set>
 #include <lz4.h>
@@ -691,9 +692,9 @@ struct PgStore::Impl {
   std::atomic<uint64_t> n_batches{0}, n_batch_items{0};
   // Queues `items` (one caller's, several executions) and returns once all
   // are written, leading batches while a leader's place is free.
-  void Submit(const std::vector<BatchItem*>& items);
+  void Submit(std::span<BatchItem* const> items);
   absl::StatusOr<bool> Submit(BatchItem* item) {
-    Submit(std::vector<BatchItem*>{item});
+    Submit(std::span<BatchItem* const>(&item, 1));
     return item->result;
   }
   void AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake);
@@ -998,7 +999,7 @@ void PgStore::Impl::AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake) {
   }
 }
 
-void PgStore::Impl::Submit(const std::vector<BatchItem*>& items) {
+void PgStore::Impl::Submit(std::span<BatchItem* const> items) {
   // One waiter per thread, kept for its next calls.
   thread_local const std::shared_ptr<Waiter> my_waiter = std::make_shared<Waiter>();
   for (BatchItem* item : items) item->waiter = my_waiter;
