@@ -53,7 +53,7 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/storage/pg/pg_store.h"
+#include "coordinator/storage/pg/history_codec.h"
 #include "saga/v1/saga.grpc.pb.h"
 #include "saga/worker/worker.h"
 
@@ -978,14 +978,14 @@ Recovery MeasureRecovery(Load& load, CoordinatorProcess& proc) {
   return r;
 }
 
-// An LZ4-compressed history row (events_lz4, bytea as hex) as its text;
-// empty if damaged.
-std::string UnLz4Hex(const std::string& hex) {
+// A packed history row (events_packed, bytea as hex) as its text; empty if
+// damaged.
+std::string UnpackHex(const std::string& hex) {
   std::string bin;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) {
     bin.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   }
-  auto text = saga::storage::HistoryLz4Text(bin);
+  auto text = saga::storage::UnpackHistory(bin);
   return text.ok() ? *text : std::string();
 }
 
@@ -1030,14 +1030,14 @@ Scale Park(Pg& pg, const Options& o, const std::string& target) {
     // The clones' events are the template's with its id and name replaced,
     // which needs them as text: the template's compressed rows are turned
     // back into text first (the clones' rows then are text too).
-    for (const auto& r : pg.Query("SELECT first_event_id, encode(events_lz4, 'hex') FROM history "
-                                  "WHERE execution_id = '" + id + "' AND events_lz4 IS NOT NULL")) {
-      const std::string text = UnLz4Hex(r[1]);
+    for (const auto& r : pg.Query("SELECT first_event_id, encode(events_packed, 'hex') FROM history "
+                                  "WHERE execution_id = '" + id + "' AND events_packed IS NOT NULL")) {
+      const std::string text = UnpackHex(r[1]);
       if (text.empty() || text.find("$saga_json$") != std::string::npos) {
         Die("cannot read the parked template's compressed history row " + r[0]);
       }
       pg.Query("UPDATE history SET events = $saga_json$" + text +
-               "$saga_json$, events_lz4 = NULL WHERE execution_id = '" + id +
+               "$saga_json$, events_packed = NULL WHERE execution_id = '" + id +
                "' AND first_event_id = " + r[0]);
     }
     for (int64_t from = 1; from <= sql; from += 100000) {

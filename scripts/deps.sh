@@ -6,7 +6,7 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libpqxx-dev postgresql zlib1g-dev liblz4-dev
+  libpqxx-dev postgresql zlib1g-dev liblz4-dev libzstd-dev
   python3-grpcio python3-protobuf
 )
 missing=()

@@ -33,8 +33,9 @@ constexpr char kUsage[] =
     "  (or SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE, SAGA_TOKEN_SECRET,\n"
     "   SAGA_HISTORY_COMPRESSION_FROM)\n"
     "  --history-compression-from: history rows (a transition's events) of at least\n"
-    "  this many bytes of JSON are stored LZ4-compressed when that saves a fifth (default\n"
-    "  256; 0 stores every row as readable JSON text)\n";
+    "  this many bytes of JSON are stored compressed (zstd with a dictionary of the\n"
+    "  history format) when that saves a fifth (default 64; 0 stores every row as\n"
+    "  readable JSON text)\n";
 
 std::string Env(const char* name, const std::string& def = "") {
   const char* v = std::getenv(name);
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   std::string db = Env("SAGA_DATABASE_URL");
   std::string secret = Env("SAGA_TOKEN_SECRET");
   int pool = std::atoi(Env("SAGA_POOL_SIZE", "16").c_str());
-  std::string compress_from = Env("SAGA_HISTORY_COMPRESSION_FROM", "256");
+  std::string compress_from = Env("SAGA_HISTORY_COMPRESSION_FROM", "64");
   bool migrate = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

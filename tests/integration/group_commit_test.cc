@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include <lz4.h>
 #include <zlib.h>
 
 #include "coordinator/common/strings.h"
@@ -380,10 +381,10 @@ TEST_F(GroupCommit, PayloadsAndDetailsAreStoredExactlyAsTheirText) {
 }
 
 // History rows of at least compress_history_from bytes of events JSON that
-// compress by a fifth or more are stored LZ4-compressed in events_lz4
-// (migration 4); the rest stay text, and rows raw-deflated in events_z by
-// schema version 3 are still read. Every row reads back the same, in pages
-// both ways.
+// compress by a fifth or more are stored packed in events_packed (migration
+// 5); the rest stay text, and rows raw-deflated in events_z by schema
+// version 3 and LZ4-compressed in events_lz4 by version 4 are still read.
+// Every row reads back the same, in pages both ways.
 TEST_F(GroupCommit, LargeHistoryRowsAreStoredCompressedAndAllRowsReadBackTheSame) {
   storage::PgStoreOptions deflating;
   deflating.compress_history_from = 256;
@@ -425,12 +426,34 @@ TEST_F(GroupCommit, LargeHistoryRowsAreStoredCompressedAndAllRowsReadBackTheSame
     auto applied = store->WriteIfVersion(id, k, writes[k]);
     ASSERT_TRUE(applied.ok() && *applied) << k << ": " << applied.status();
   }
-  EXPECT_EQ(One("SELECT string_agg(first_event_id || ':' || (events_lz4 IS NOT NULL), ',' "
+  EXPECT_EQ(One("SELECT string_agg(first_event_id || ':' || (events_packed IS NOT NULL), ',' "
                 "ORDER BY first_event_id) FROM history"),
             "1:false,2:true,5:false,6:false");
-  EXPECT_EQ(One("SELECT count(*) FROM history WHERE events_z IS NOT NULL OR "
-                "(events IS NULL) = (events_lz4 IS NULL)"),
+  EXPECT_EQ(One("SELECT count(*) FROM history WHERE events_z IS NOT NULL OR events_lz4 IS NOT NULL "
+                "OR (events IS NULL) = (events_packed IS NULL)"),
             "0");
+  auto hex_of = [](const std::string& bin) {
+    std::string hex;
+    for (unsigned char c : bin) {
+      hex.push_back("0123456789abcdef"[c >> 4]);
+      hex.push_back("0123456789abcdef"[c & 15]);
+    }
+    return hex;
+  };
+  // Row 1 as schema version 4 wrote it: the length, then an LZ4 block.
+  {
+    const std::string text = One("SELECT events FROM history WHERE first_event_id = 1");
+    ASSERT_FALSE(text.empty());
+    std::string out(4 + LZ4_compressBound(static_cast<int>(text.size())), '\0');
+    for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);
+    const int k = LZ4_compress_default(text.data(), out.data() + 4, static_cast<int>(text.size()),
+                                       static_cast<int>(out.size() - 4));
+    ASSERT_GT(k, 0);
+    out.resize(4 + k);
+    ASSERT_EQ(One("UPDATE history SET events = NULL, events_lz4 = '\\x" + hex_of(out) +
+                  "' WHERE first_event_id = 1 RETURNING 1"),
+              "1");
+  }
   // Row 5 as schema version 3 wrote it: raw deflate in events_z.
   {
     const std::string text = One("SELECT events FROM history WHERE first_event_id = 5");
@@ -445,12 +468,7 @@ TEST_F(GroupCommit, LargeHistoryRowsAreStoredCompressedAndAllRowsReadBackTheSame
     ASSERT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
     out.resize(z.total_out);
     deflateEnd(&z);
-    std::string hex;
-    for (unsigned char c : out) {
-      hex.push_back("0123456789abcdef"[c >> 4]);
-      hex.push_back("0123456789abcdef"[c & 15]);
-    }
-    ASSERT_EQ(One("UPDATE history SET events = NULL, events_z = '\\x" + hex +
+    ASSERT_EQ(One("UPDATE history SET events = NULL, events_z = '\\x" + hex_of(out) +
                   "' WHERE first_event_id = 5 RETURNING 1"),
               "1");
   }
@@ -483,11 +501,16 @@ TEST_F(GroupCommit, LargeHistoryRowsAreStoredCompressedAndAllRowsReadBackTheSame
   auto text_reader = store_->History(id, 0, 100, false);
   ASSERT_TRUE(text_reader.ok()) << text_reader.status();
   EXPECT_EQ(text_reader->size(), want.size());
-  // A damaged compressed row (either form) is a DataLoss error, not a crash.
-  ASSERT_EQ(One("UPDATE history SET events_lz4 = '\\x0a00000000ff01' WHERE first_event_id = 2 "
-                "RETURNING 1"),
+  // A damaged compressed row (any form) is a DataLoss error, not a crash.
+  ASSERT_EQ(One("UPDATE history SET events_packed = '\\x0128b52ffd00ff01' "
+                "WHERE first_event_id = 2 RETURNING 1"),
             "1");
   auto damaged = store->History(id, 0, 100, false);
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss) << damaged.status();
+  ASSERT_EQ(One("UPDATE history SET events_packed = NULL, events_lz4 = '\\x0a00000000ff01' "
+                "WHERE first_event_id = 2 RETURNING 1"),
+            "1");
+  damaged = store->History(id, 0, 100, false);
   EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss) << damaged.status();
   ASSERT_EQ(One("UPDATE history SET events_lz4 = NULL, events_z = '\\x00ff01' "
                 "WHERE first_event_id = 2 RETURNING 1"),

@@ -11,31 +11,13 @@
 #include <span>
 #include <string_view>
 #include <unordered_set>
-#include <lz4.h>
-#include <zlib.h>
 
 #include "coordinator/common/json.h"
 #include "coordinator/common/strings.h"
+#include "coordinator/storage/pg/history_codec.h"
 #include "coordinator/storage/pg/pg_errors.h"
 
 namespace saga::storage {
-
-// At most 64 MiB out: a history row is a transition's events, each payload
-// at most 256 KiB.
-constexpr size_t kMaxHistoryRowText = size_t{64} << 20;
-
-absl::StatusOr<std::string> HistoryLz4Text(std::string_view data) {
-  const auto bad = [] { return absl::DataLossError("history row: events_lz4 is not LZ4 data"); };
-  if (data.size() < 4) return bad();
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(data[i])) << (8 * i);
-  if (n > kMaxHistoryRowText) return bad();
-  std::string out(n, '\0');
-  const int r = LZ4_decompress_safe(data.data() + 4, out.data(), static_cast<int>(data.size() - 4),
-                                    static_cast<int>(n));
-  if (r < 0 || static_cast<uint32_t>(r) != n) return bad();
-  return out;
-}
 
 const std::vector<std::pair<const char*, const char*>>& BuiltinMigrations();
 
@@ -75,20 +57,20 @@ constexpr Query kUpdateExecution{
 // The history: one row per transition (migration 2), see AddEvents.
 constexpr Query kInsertEvents{
     "insert_events",
-    "INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z, events_lz4) "
-    "SELECT execution_id, last_event_id, first_event_id, events, events_z, events_lz4 "
+    "INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_packed "
     "FROM json_populate_recordset(NULL::history, $1::json)"};
 constexpr Query kLoadEvents{"load_events",
-                            "SELECT events, events_z, events_lz4 FROM history WHERE execution_id = $1 "
+                            "SELECT events, events_z, events_lz4, events_packed FROM history WHERE execution_id = $1 "
                             "AND last_event_id > $2 ORDER BY last_event_id"};
 // Each row holds at least one event: `limit` rows hold `limit` events.
 constexpr Query kHistoryAsc{"history_asc",
-                            "SELECT events, events_z, events_lz4 FROM history WHERE execution_id = $1 "
+                            "SELECT events, events_z, events_lz4, events_packed FROM history WHERE execution_id = $1 "
                             "AND last_event_id > $2 ORDER BY last_event_id LIMIT $3"};
 // Events before $2, newest first: from the row holding event $2 - 1 down.
 constexpr Query kHistoryDesc{
     "history_desc",
-    "SELECT events, events_z, events_lz4 FROM history WHERE execution_id = $1 AND first_event_id < $2 "
+    "SELECT events, events_z, events_lz4, events_packed FROM history WHERE execution_id = $1 AND first_event_id < $2 "
     "AND last_event_id <= COALESCE((SELECT last_event_id FROM history WHERE execution_id = $1 "
     "AND last_event_id >= $2 - 1 ORDER BY last_event_id LIMIT 1), $2) "
     "ORDER BY last_event_id DESC LIMIT $3"};
@@ -157,8 +139,8 @@ constexpr Query kWriteTransition{
     "write_transition",
     "WITH u AS (UPDATE executions SET status = $2, version = version + 1, last_event_id = $3, "
     "stop_us = $4, output = $5, error = $6, cause = $7 WHERE execution_id = $1), "
-    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z, events_lz4) "
-    "SELECT execution_id, last_event_id, first_event_id, events, events_z, events_lz4 "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_packed "
     "FROM json_populate_recordset(NULL::history, $8::json)), "
     "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[])), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
@@ -181,8 +163,8 @@ constexpr Query kWriteTransitionIfVersion{
     "AND ($11::bigint IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.execution_id = $1 "
     "AND t.task_id = $11::bigint AND t.started_us IS NULL)) "
     "RETURNING 1), "
-    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z, events_lz4) "
-    "SELECT execution_id, last_event_id, first_event_id, events, events_z, events_lz4 "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_packed "
     "FROM json_populate_recordset(NULL::history, $8::json) WHERE EXISTS (SELECT 1 FROM u)), "
     "d AS (DELETE FROM tasks WHERE execution_id = $1 AND task_id = ANY($9::bigint[]) "
     "AND EXISTS (SELECT 1 FROM u)), "
@@ -200,8 +182,8 @@ constexpr Query kWriteNewExecution{
     "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
     "version, last_event_id, start_us, stop_us, input, output, error, cause) "
     "VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12)), "
-    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z, events_lz4) "
-    "SELECT execution_id, last_event_id, first_event_id, events, events_z, events_lz4 "
+    "e AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_packed "
     "FROM json_populate_recordset(NULL::history, $13::json)), "
     "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
     "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
@@ -241,8 +223,8 @@ constexpr Query kWriteBatch{
     "(SELECT 1 FROM tasks t WHERE t.execution_id = r.execution_id AND t.task_id = r.claim "
     "AND t.started_us IS NULL)) RETURNING e.execution_id), "
     "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), "
-    "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_z, events_lz4) "
-    "SELECT execution_id, last_event_id, first_event_id, events, events_z, events_lz4 "
+    "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) "
+    "SELECT execution_id, last_event_id, first_event_id, events, events_packed "
     "FROM json_populate_recordset(NULL::history, $3::json) "
     "WHERE execution_id IN (SELECT execution_id FROM ok)), "
     "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, "
@@ -419,56 +401,23 @@ class RowsJson {
 // when the text is at least PgStoreOptions::compress_history_from bytes and
 // compressing saves a fifth or more: a transition's events repeat its
 // payloads (the input a state entered with is also what its task was
-// scheduled with), so this shrinks the largest rows, and their WAL, by about
-// half. From migration 4 rows are written LZ4-compressed (`events_lz4`: the
-// text's length in 4 bytes, little-endian, then one LZ4 block): on the
-// benchmark's ~730-byte rows LZ4 takes 0.7 us a row where zlib level 1 took
-// 15.6 us (a fifth of the coordinator's CPU in the saga benchmark), for rows
-// a quarter larger. Rows of migration 3 (`events_z`, raw deflate) are read
-// as before.
-std::string Lz4(std::string_view text) {
-  const int n = static_cast<int>(text.size());
-  const int bound = LZ4_compressBound(n);
-  if (bound <= 0) return {};
-  std::string out(4 + static_cast<size_t>(bound), '\0');
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((static_cast<uint32_t>(n) >> (8 * i)) & 0xFF);
-  const int k = LZ4_compress_default(text.data(), out.data() + 4, n, bound);
-  if (k <= 0) return {};
-  out.resize(4 + static_cast<size_t>(k));
-  return out;
-}
-
-absl::StatusOr<std::string> Inflate(std::string_view data) {
-  z_stream z{};
-  if (inflateInit2(&z, -15) != Z_OK) return absl::InternalError("inflateInit2 failed");
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  std::string out;
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    const size_t have = out.size();
-    out.resize(have == 0 ? data.size() * 4 + 64 : have * 2);
-    if (out.size() > kMaxHistoryRowText) break;
-    z.next_out = reinterpret_cast<Bytef*>(out.data() + have);
-    z.avail_out = static_cast<uInt>(out.size() - have);
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.resize(have + (out.size() - have - z.avail_out));
-    if (rc == Z_BUF_ERROR && z.avail_in > 0) rc = Z_OK;  // output full: grow
-  }
-  inflateEnd(&z);
-  if (rc != Z_STREAM_END) return absl::DataLossError("history row: events_z is not deflate data");
-  return out;
-}
-
-// The events JSON text of a history row read as (events, events_z, events_lz4).
+// scheduled with) and every history repeats the same event names and keys.
+// From migration 5 rows are written packed (`events_packed`: zstd with a
+// fixed dictionary of those names and keys, history_codec.h), two fifths
+// smaller than the LZ4 blocks of migration 4 (`events_lz4`) on the
+// benchmark's rows; rows of migrations 3 (`events_z`, raw deflate) and 4 are
+// read as before.
+// The events JSON text of a history row read as (events, events_z,
+// events_lz4, events_packed).
 absl::StatusOr<std::string> HistoryRowText(const pqxx::row& row) {
   if (!row[0].is_null()) return row[0].as<std::string>();
   auto bytes = [](const pqxx::field& f) {
     const pqxx::binarystring b(f);
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());
   };
+  if (!row[3].is_null()) return UnpackHistory(bytes(row[3]));
   if (!row[2].is_null()) return HistoryLz4Text(bytes(row[2]));
-  if (!row[1].is_null()) return Inflate(bytes(row[1]));
+  if (!row[1].is_null()) return HistoryDeflateText(bytes(row[1]));
   return absl::DataLossError("history row without events");
 }
 
@@ -508,7 +457,7 @@ void AddEvents(RowsJson* j, const std::string& id, const std::vector<engine::Eve
   j->Int("last_event_id", events.back().id);
   j->Int("first_event_id", events.front().id);
   std::string z;
-  if (compress_from > 0 && text.size() >= static_cast<size_t>(compress_from)) z = Lz4(text);
+  if (compress_from > 0 && text.size() >= static_cast<size_t>(compress_from)) z = PackHistory(text);
   if (!z.empty() && z.size() * 5 <= text.size() * 4) {
     // bytea's hex input form, "\x0a1b...".
     static constexpr char kHex[] = "0123456789abcdef";
@@ -518,7 +467,7 @@ void AddEvents(RowsJson* j, const std::string& id, const std::vector<engine::Eve
       hex.push_back(kHex[c >> 4]);
       hex.push_back(kHex[c & 15]);
     }
-    j->Str("events_lz4", hex);
+    j->Str("events_packed", hex);
   } else {
     j->JsonText("events", text);
   }

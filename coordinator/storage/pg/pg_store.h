@@ -143,16 +143,11 @@ class TransitionTxn {
                                                      int revision) = 0;
 };
 
-// The events JSON text of a history row stored LZ4-compressed (migration 4,
-// `events_lz4`: the text's length in 4 bytes, little-endian, then one LZ4
-// block); DATA_LOSS when it is not that.
-absl::StatusOr<std::string> HistoryLz4Text(std::string_view data);
-
 struct PgStoreOptions {
-  // History rows whose events JSON is at least this long are stored
-  // LZ4-compressed when that saves a fifth or more (0: never). Rows are read
-  // either way.
-  int compress_history_from = 256;
+  // History rows whose events JSON is at least this long are stored packed
+  // (history_codec.h) when that saves a fifth or more (0: never). Rows are
+  // read in every form either way.
+  int compress_history_from = 64;
 };
 
 class PgStore {
