@@ -152,6 +152,82 @@ TEST_F(Api, StartIsIdempotentByNameWhileRunningAndAlreadyExistsOtherwise) {
                       grpc::ALREADY_EXISTS, "name"));
 }
 
+// An input and a final output written as the history holds them are kept
+// once, in the history (the executions row holds NULL); one sent with other
+// spacing stays in the row. Either way DescribeExecution gives them back
+// exactly as sent and returned, and an idempotent start compares with them.
+TEST_F(Api, DescribeGivesInputAndOutputBackExactlyWhereverTheyAreKept) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "hold", kHold)));
+  struct Case {
+    std::string name, input, output;
+    bool input_in_row;
+  };
+  // The history writes JSON as json::Value::Dump does: no spaces, numbers
+  // as read, strings with only the escapes JSON needs.
+  const std::vector<Case> cases = {
+      {"compact", R"({"a":1,"s":"x \"q\"","n":[1.5,2]})", R"({"ok":true})", false},
+      {"scalar", "7", R"("done")", false},
+      {"spaced", "{ \"a\": 1,\n  \"b\": [1, 2] }", "[ 1, 2 ]", true},
+      {"escaped", R"({"s":"caf\u00e9","n":[1.50,2e3]})", R"({"s":"caf\u00e9"})", true},
+  };
+  auto sql = [&](const std::string& q) {
+    SqlResult r = RunSql(dsn(), q);
+    EXPECT_TRUE(r.ok) << r.error;
+    return r.ok && !r.rows.empty() ? r.rows[0][0] : std::string("?");
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string arn;
+    ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "hold", c.name, c.input, &arn)));
+    EXPECT_EQ(sql("SELECT input IS NOT NULL FROM executions WHERE name = '" + c.name + "'"),
+              c.input_in_row ? "t" : "f");
+    pb::Execution e;
+    ASSERT_TRUE(IsOk(Describe(stub_.get(), arn, &e)));
+    EXPECT_EQ(e.input(), c.input);
+    EXPECT_EQ(e.output(), "");
+    // Idempotent start: the same input (as JSON) is the same execution.
+    std::string again;
+    ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "hold", c.name, c.input, &again)));
+    EXPECT_EQ(again, arn);
+    EXPECT_TRUE(HasCode(StartExecution(stub_.get(), "hold", c.name, R"({"other":1})", nullptr),
+                        grpc::ALREADY_EXISTS, "name"));
+
+    pb::GetActivityTaskResponse t = TakeTask("it-hold");
+    EXPECT_EQ(t.input(), json::Parse(c.input)->Dump());
+    ASSERT_TRUE(IsOk(Success(t.task_token(), c.output)));
+    ASSERT_EQ(WaitFinished(stub_.get(), arn, seconds(10)).status(), pb::SUCCEEDED);
+    // The output the row would hold is the one the history holds: never in
+    // the row.
+    EXPECT_EQ(sql("SELECT (input IS NOT NULL)::text || (output IS NOT NULL)::text FROM executions "
+                  "WHERE name = '" + c.name + "'"),
+              std::string(c.input_in_row ? "true" : "false") + "false");
+    ASSERT_TRUE(IsOk(Describe(stub_.get(), arn, &e)));
+    EXPECT_EQ(e.input(), c.input);
+    // The output is the task's result as the execution's output: JSON text
+    // as the coordinator writes it (Step Functions re-serialises it too).
+    EXPECT_EQ(e.output(), json::Parse(c.output)->Dump());
+    EXPECT_EQ(e.status(), pb::SUCCEEDED);
+  }
+  // A failed execution: no output, the error and cause in the row.
+  std::string failed;
+  ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "hold", "failed", R"({"f":1})", &failed)));
+  ASSERT_TRUE(IsOk(Failure(TakeTask("it-hold").task_token())));
+  ASSERT_EQ(WaitFinished(stub_.get(), failed, seconds(10)).status(), pb::FAILED);
+  pb::Execution e;
+  ASSERT_TRUE(IsOk(Describe(stub_.get(), failed, &e)));
+  EXPECT_EQ(e.input(), R"({"f":1})");
+  EXPECT_EQ(e.output(), "");
+  EXPECT_EQ(e.error(), "E");
+  // A history that lost the start event: DATA_LOSS naming what is missing,
+  // not an empty input.
+  ASSERT_EQ(sql("WITH d AS (DELETE FROM history h USING executions x WHERE x.execution_id = "
+                "h.execution_id AND x.name = 'compact' AND h.first_event_id = 1 RETURNING 1) "
+                "SELECT count(*) FROM d"),
+            "1");
+  grpc::Status lost = Describe(stub_.get(), "arn:saga:states:::execution:hold:compact", &e);
+  EXPECT_TRUE(HasCode(lost, grpc::DATA_LOSS, "input")) << lost.error_message();
+}
+
 // --- task tokens ----------------------------------------------------------------------
 
 TEST_F(Api, ForgedAndGarbledTokensAreInvalidArgumentNamingTaskToken) {

@@ -551,38 +551,55 @@ TEST_F(Workers, CallbackTaskWaitsForItsTokenWhichWorksOnce) {
   w.Shutdown(seconds(1));
 }
 
+// A task handed to a waiting worker is written with its input left to the
+// history (its row's input is NULL); given back, it is claimed again with
+// the same input, attempt and idempotency key.
 TEST_F(Workers, ShutdownGivesUnfinishedTasksBack) {
   ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Handover", OneTask("w.handover"))));
+  struct Seen {
+    std::string key;
+    int64_t attempt;
+    std::string input;
+    bool operator==(const Seen&) const = default;
+  };
   std::mutex mu;
-  std::vector<std::pair<std::string, int64_t>> first, second;
+  std::vector<Seen> first, second;
   auto w1 = std::make_unique<sw::Worker>(Options(coordinator_->address(), "leaving"));
   w1->Register("w.handover", [&](sw::TaskContext& ctx) -> sw::Result {
     {
       std::lock_guard<std::mutex> g(mu);
-      first.emplace_back(ctx.idempotency_key(), ctx.attempt());
+      first.push_back({ctx.idempotency_key(), ctx.attempt(), ctx.input()});
     }
     WaitUntil([&] { return ctx.Cancelled(); }, seconds(15));  // never finishes by itself
     return "{}";
   });
   w1->Start();
-  std::string arn = Run("Handover", "{}");
+  ASSERT_TRUE(WaitUntil([&] { return w1->connected(); }, seconds(10)));
+  const std::string input = R"({"order":"o-7","lines":[1,2.5,"three"],"note":"caf\u00e9"})";
+  std::string arn = Run("Handover", input);
   ASSERT_TRUE(WaitUntil([&] {
     std::lock_guard<std::mutex> g(mu);
     return !first.empty();
   }, seconds(10)));
+  SqlResult held = RunSql(dsn(), "SELECT (started_us IS NOT NULL)::text || (input IS NULL)::text FROM tasks");
+  ASSERT_TRUE(held.ok) << held.error;
+  ASSERT_EQ(held.rows.size(), 1u);
+  EXPECT_EQ(held.rows[0][0], "truetrue");  // handed off: the input is in the history only
   w1->Shutdown(milliseconds(100));
   EXPECT_EQ(w1->stats().tasks_released, 1u);
   sw::Worker w2(Options(coordinator_->address(), "arriving"));
   w2.Register("w.handover", [&](sw::TaskContext& ctx) -> sw::Result {
     std::lock_guard<std::mutex> g(mu);
-    second.emplace_back(ctx.idempotency_key(), ctx.attempt());
+    second.push_back({ctx.idempotency_key(), ctx.attempt(), ctx.input()});
     return R"({"done":true})";
   });
   w2.Start();
   ASSERT_EQ(WaitFinished(stub_.get(), arn, seconds(10)).status(), pb::SUCCEEDED);
   std::lock_guard<std::mutex> g(mu);
   ASSERT_EQ(second.size(), 1u);
-  EXPECT_EQ(second[0], first[0]);  // same attempt, same idempotency key
+  EXPECT_EQ(first[0].input, json::Parse(input)->Dump());
+  EXPECT_TRUE(second[0] == first[0]);  // same attempt, idempotency key and input
+  EXPECT_EQ(second[0].input, first[0].input);
   w2.Shutdown(seconds(1));
 }
 

@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "coordinator/common/json.h"
+#include "coordinator/common/status_macros.h"
 #include "coordinator/common/strings.h"
 #include "coordinator/storage/pg/history_codec.h"
 #include "coordinator/storage/pg/pg_errors.h"
@@ -284,7 +285,8 @@ ExecutionRecord RowToExecution(const pqxx::row& r, const std::string& id) {
   e.last_event_id = r[5].as<int64_t>();
   e.start_us = r[6].as<int64_t>();
   e.stop_us = Opt<int64_t>(r[7]);
-  e.input = r[8].as<std::string>();
+  e.input = r[8].is_null() ? std::string() : r[8].as<std::string>();
+  e.input_in_history = r[8].is_null();
   e.output = Opt<std::string>(r[9]);
   e.error = Opt<std::string>(r[10]);
   e.cause = Opt<std::string>(r[11]);
@@ -304,7 +306,8 @@ TaskRecord RowToTask(const pqxx::row& r, const std::string& execution_id, int of
   t.attempt = r[offset + 7].as<int64_t>();
   t.worker = Opt<std::string>(r[offset + 8]);
   t.state_name = r[offset + 9].as<std::string>();
-  t.input = r[offset + 10].as<std::string>();
+  t.input_in_history = r[offset + 10].is_null();
+  if (!t.input_in_history) t.input = r[offset + 10].as<std::string>();
   return t;
 }
 
@@ -507,6 +510,36 @@ std::string EventsJson(const std::string& id, const std::vector<engine::Event>& 
   return j.Finish();
 }
 
+// An execution's input and its final output are stored once, in its
+// history, where that holds the same text: ExecutionStarted's details.input
+// and ExecutionSucceeded's details.output, as they are written. The
+// executions row then holds NULL instead (migration 6), and the describing
+// reads take them from the history (PayloadsFromHistory). The row's insert
+// and every later update of it (an update writes the whole row) no longer
+// carry the payloads a second and a third time. An input sent with other
+// spacing than the history's is kept in the row, so it reads back exactly
+// as sent.
+std::optional<std::string> StoredInput(const ExecutionRecord& row, const Writes& wr) {
+  for (const engine::Event& e : wr.events) {
+    if (e.type != engine::EventType::kExecutionStarted) continue;
+    const json::Value* in = e.details.Find("input");
+    if (in != nullptr && in->Dump() == row.input) return std::nullopt;
+    break;
+  }
+  return row.input;
+}
+
+std::optional<std::string> StoredOutput(const Writes& wr) {
+  if (!wr.output || wr.status != static_cast<int>(ExecStatus::kSucceeded)) return wr.output;
+  for (auto it = wr.events.rbegin(); it != wr.events.rend(); ++it) {
+    if (it->type != engine::EventType::kExecutionSucceeded) continue;
+    const json::Value* out = it->details.Find("output");
+    if (out != nullptr && out->Dump() == *wr.output) return std::nullopt;
+    break;
+  }
+  return wr.output;
+}
+
 void AddTasks(RowsJson* j, const std::vector<TaskRecord>& tasks) {
   for (const auto& t : tasks) {
     j->Begin();
@@ -521,7 +554,16 @@ void AddTasks(RowsJson* j, const std::vector<TaskRecord>& tasks) {
     j->Int("attempt", t.attempt);
     j->OptStr("worker", t.worker);
     j->Str("state_name", t.state_name);
-    j->JsonText("input", t.input);
+    // A task started as its row is written (handed to a waiting worker)
+    // leaves its input to the history (its ActivityScheduled or
+    // CompensationScheduled event holds the same text): only a give-back
+    // makes it runnable again, and the scan that claims it then reads the
+    // input there (TaskInputsFromHistory).
+    if (t.started_us) {
+      j->Null("input");
+    } else {
+      j->JsonText("input", t.input);
+    }
     j->End();
   }
 }
@@ -1028,8 +1070,8 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
       creates.Int("last_event_id", last.value_or(0));
       creates.Int("start_us", row.start_us);
       creates.Int("stop_us", wr.stop_us);
-      creates.JsonText("input", row.input);
-      creates.OptJsonText("output", wr.output);
+      creates.OptJsonText("input", StoredInput(row, wr));
+      creates.OptJsonText("output", StoredOutput(wr));
       creates.OptStr("error", wr.error);
       creates.OptStr("cause", wr.cause);
       creates.End();
@@ -1041,7 +1083,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
       updates.Int("status", static_cast<int64_t>(wr.status));
       updates.Int("last_event_id", last);
       updates.Int("stop_us", wr.stop_us);
-      updates.OptJsonText("output", wr.output);
+      updates.OptJsonText("output", StoredOutput(wr));
       updates.OptStr("error", wr.error);
       updates.OptStr("cause", wr.cause);
       if (wr.started) updates.Int("claim", wr.started->task_id);
@@ -1116,13 +1158,85 @@ absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& 
     w.exec_prepared(kWriteNewExecution.name, row.execution_id, row.state_machine, row.name,
                     row.revision, first.status,
                     first.events.empty() ? int64_t{0} : first.events.back().id, row.start_us,
-                    first.stop_us, row.input, first.output, first.error, first.cause,
+                    first.stop_us, StoredInput(row, first), StoredOutput(first), first.error, first.cause,
                     EventsJson(row.execution_id, first.events, impl_->options.compress_history_from), TasksJson(first.new_tasks));
     WriteRest(w, row.execution_id, first);
     w.commit();
     return absl::OkStatus();
   });
 }
+
+namespace {
+
+// Fills in the input and the output that an executions row leaves to its
+// history (StoredInput, StoredOutput): ExecutionStarted's input from the
+// first history row, the last ExecutionSucceeded's output from the last.
+absl::Status PayloadsFromHistory(pqxx::transaction_base& w, ExecutionRecord* e) {
+  auto find = [&](const char* query, int64_t cursor, engine::EventType type,
+                  const char* key) -> absl::StatusOr<std::string> {
+    auto r = w.exec_prepared(query, e->execution_id, cursor, 1);
+    std::vector<engine::Event> events;
+    for (const auto& row : r) {
+      auto text = HistoryRowText(row);
+      if (!text.ok()) return text.status();
+      RETURN_IF_ERROR(AppendHistoryRow(*text, 0, INT64_MAX, &events));
+    }
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->type != type) continue;
+      if (const json::Value* v = it->details.Find(key)) return v->Dump();
+    }
+    return absl::DataLossError(saga::StrCat("execution '", e->execution_id, "': its ", key,
+                                            " is neither in its row nor in its history"));
+  };
+  if (e->input_in_history) {
+    auto input = find(kHistoryAsc.name, 0, engine::EventType::kExecutionStarted, "input");
+    if (!input.ok()) return input.status();
+    e->input = *std::move(input);
+    e->input_in_history = false;
+  }
+  if (!e->output && e->status == static_cast<int>(ExecStatus::kSucceeded)) {
+    auto output = find(kHistoryDesc.name, INT64_MAX, engine::EventType::kExecutionSucceeded, "output");
+    if (!output.ok()) return output.status();
+    e->output = *std::move(output);
+  }
+  return absl::OkStatus();
+}
+
+// Fills in the input of a task row that leaves it to the history (see
+// AddTasks): the details.input of the event that scheduled the task, found
+// from the newest history rows back.
+absl::Status TaskInputFromHistory(pqxx::transaction_base& w, TaskRecord* t) {
+  constexpr int kRowsAtOnce = 8;
+  int64_t cursor = INT64_MAX;
+  while (true) {
+    auto r = w.exec_prepared(kHistoryDesc.name, t->execution_id, cursor, kRowsAtOnce);
+    for (const auto& row : r) {
+      auto text = HistoryRowText(row);
+      if (!text.ok()) return text.status();
+      std::vector<engine::Event> events;
+      RETURN_IF_ERROR(AppendHistoryRow(*text, 0, INT64_MAX, &events));
+      for (const engine::Event& e : events) {
+        if (e.type != engine::EventType::kActivityScheduled &&
+            e.type != engine::EventType::kCompensationScheduled) {
+          continue;
+        }
+        const json::Value* id = e.details.Find("taskId");
+        const json::Value* input = e.details.Find("input");
+        if (id != nullptr && id->is_int() && id->as_int() == t->task_id && input != nullptr) {
+          t->input = input->Dump();
+          t->input_in_history = false;
+          return absl::OkStatus();
+        }
+      }
+      if (!events.empty()) cursor = std::min(cursor, events.front().id);
+    }
+    if (r.size() < static_cast<size_t>(kRowsAtOnce)) break;
+  }
+  return absl::DataLossError(saga::StrCat("task ", t->task_id, " of execution '", t->execution_id,
+                                          "': its input is neither in its row nor in its history"));
+}
+
+}  // namespace
 
 absl::StatusOr<ExecutionRecord> PgStore::GetExecution(const std::string& execution_id) {
   static const std::regex kUuid(
@@ -1138,7 +1252,9 @@ absl::StatusOr<ExecutionRecord> PgStore::GetExecution(const std::string& executi
                          return absl::NotFoundError(
                              saga::StrCat("execution '", execution_id, "' does not exist"));
                        }
-                       return RowToExecution(r[0], r[0][12].as<std::string>());
+                       ExecutionRecord e = RowToExecution(r[0], r[0][12].as<std::string>());
+                       RETURN_IF_ERROR(PayloadsFromHistory(w, &e));
+                       return e;
                      });
 }
 
@@ -1152,7 +1268,9 @@ absl::StatusOr<ExecutionRecord> PgStore::FindExecution(const std::string& state_
                          return absl::NotFoundError(saga::StrCat(
                              "execution '", name, "' of '", state_machine, "' does not exist"));
                        }
-                       return RowToExecution(r[0], r[0][12].as<std::string>());
+                       ExecutionRecord e = RowToExecution(r[0], r[0][12].as<std::string>());
+                       RETURN_IF_ERROR(PayloadsFromHistory(w, &e));
+                       return e;
                      });
 }
 
@@ -1238,7 +1356,7 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
     if (Combinable(*wr)) {
       const auto& st = wr->started;
       w.exec_prepared(kWriteTransition.name, execution_id, wr->status, last, wr->stop_us,
-                      wr->output, wr->error, wr->cause, EventsJson(execution_id, wr->events, impl_->options.compress_history_from),
+                      StoredOutput(*wr), wr->error, wr->cause, EventsJson(execution_id, wr->events, impl_->options.compress_history_from),
                       IdArray(wr->deleted_tasks), TasksJson(wr->new_tasks),
                       st ? std::optional<int64_t>(st->task_id) : std::nullopt,
                       st ? std::optional<int64_t>(st->started_us) : std::nullopt,
@@ -1247,7 +1365,7 @@ absl::Status PgStore::Transition(const std::string& execution_id, const Transiti
       WriteRest(w, execution_id, *wr);
     } else {
       w.exec_prepared0(kUpdateExecution.name, execution_id, wr->status, last, wr->stop_us,
-                       wr->output, wr->error, wr->cause);
+                       StoredOutput(*wr), wr->error, wr->cause);
       WriteAll(w, execution_id, *wr, impl_->options.compress_history_from);
     }
     w.commit();
@@ -1299,7 +1417,7 @@ absl::StatusOr<bool> PgStore::WriteIfVersion(const std::string& execution_id, in
     const auto& st = wr.started;
     auto r = w.exec_prepared(kWriteTransitionIfVersion.name, execution_id, wr.status,
                              last < 0 ? std::optional<int64_t>() : std::optional<int64_t>(last),
-                             wr.stop_us, wr.output, wr.error, wr.cause,
+                             wr.stop_us, StoredOutput(wr), wr.error, wr.cause,
                              EventsJson(execution_id, wr.events, impl_->options.compress_history_from), IdArray(wr.deleted_tasks),
                              TasksJson(wr.new_tasks),
                              st ? std::optional<int64_t>(st->task_id) : std::nullopt,
@@ -1333,6 +1451,9 @@ absl::StatusOr<std::vector<TaskRecord>> PgStore::RunnableTasks(const std::string
                        std::vector<TaskRecord> out;
                        for (const auto& row : r) {
                          out.push_back(RowToTask(row, row[0].as<std::string>(), 1));
+                         if (out.back().input_in_history) {
+                           RETURN_IF_ERROR(TaskInputFromHistory(w, &out.back()));
+                         }
                        }
                        return out;
                      });

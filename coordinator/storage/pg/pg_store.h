@@ -51,6 +51,9 @@ struct ExecutionRecord {
   std::optional<int64_t> stop_us;
   std::string input;
   std::optional<std::string> output, error, cause;
+  // Read from a row that leaves its input to the history (the reads that
+  // describe an execution fill `input` in; see pg_store.cc, StoredInput).
+  bool input_in_history = false;
 };
 
 struct TaskRecord {
@@ -66,6 +69,9 @@ struct TaskRecord {
   std::optional<int64_t> heartbeat_seconds;
   std::optional<int64_t> heartbeat_at_us;
   std::optional<std::string> worker;
+  // Read from a row that leaves its input to the history (RunnableTasks
+  // fills `input` in; see pg_store.cc, AddTasks).
+  bool input_in_history = false;
 };
 
 struct TimerRecord {
