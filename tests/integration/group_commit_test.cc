@@ -1,6 +1,8 @@
 // Group commit in storage::PgStore: concurrent CreateExecution and
 // WriteIfVersion calls share statements and commits, yet each applies or
 // fails on its own, exactly as if it ran alone.
+#include <libpq-fe.h>
+
 #include <atomic>
 #include <barrier>
 #include <cstdio>
@@ -208,6 +210,46 @@ TEST_F(GroupCommit, TheSameNameStartedConcurrentlyExistsOnceAndTheOthersAreAlrea
   EXPECT_EQ(One("SELECT count(*) FROM executions"), "1");
   EXPECT_EQ(One(kEventCount), "1") << "only the winner's first events";
   EXPECT_EQ(One("SELECT count(*) FROM tasks"), "1");
+}
+
+// A start racing one of the same name not yet committed: the group
+// commit's statement (a plain insert: no speculative insertion) waits for
+// the other on the unique index and fails once it commits; the batch is
+// written again with ON CONFLICT and the start is ALREADY_EXISTS, with
+// nothing of it written. The same for a name taken by a committed one.
+TEST_F(GroupCommit, AStartRacingAnUncommittedOneOfTheSameNameIsAlreadyExists) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> other(PQconnectdb(dsn().c_str()), &PQfinish);
+  ASSERT_EQ(PQstatus(other.get()), CONNECTION_OK) << PQerrorMessage(other.get());
+  auto exec = [&](const std::string& sql) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(other.get(), sql.c_str()), &PQclear);
+    const auto st = PQresultStatus(r.get());
+    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) << PQerrorMessage(other.get());
+  };
+  exec("BEGIN");
+  exec("INSERT INTO executions (execution_id, state_machine, name, revision, status, version, "
+       "last_event_id, start_us, input) VALUES ('" + Uuid(99) + "', 'm', 'racing', 1, 1, 1, 0, 1, '{}')");
+  const auto before = store_->batch_stats();
+  absl::Status started;
+  std::thread start([&] {
+    const ExecutionRecord row = Row(1, "racing");
+    started = store_->CreateExecution(row, First(row.execution_id));
+  });
+  // The start waits on the other transaction's row in the unique index.
+  ASSERT_TRUE(WaitUntil([&] {
+    return One("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted") == "1";
+  }, seconds(10)));
+  exec("COMMIT");
+  start.join();
+  EXPECT_EQ(started.code(), absl::StatusCode::kAlreadyExists) << started;
+  EXPECT_EQ(store_->batch_stats().conflict_retries - before.conflict_retries, 1u);
+  EXPECT_EQ(One("SELECT string_agg(execution_id::text, ',') FROM executions"), Uuid(99));
+  EXPECT_EQ(One("SELECT count(*) FROM history"), "0");
+  EXPECT_EQ(One("SELECT count(*) FROM tasks"), "0");
+  const ExecutionRecord again = Row(2, "racing");
+  EXPECT_EQ(store_->CreateExecution(again, First(again.execution_id)).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->batch_stats().conflict_retries - before.conflict_retries, 2u);
+  EXPECT_EQ(One("SELECT count(*) FROM executions"), "1");
 }
 
 // A claim decided without a lock (on a cached state, which cannot tell

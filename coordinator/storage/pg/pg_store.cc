@@ -205,45 +205,57 @@ constexpr Query kWriteNewExecution{
 // plan) then joins them with a sequential scan of the whole table forever:
 // "WHERE one = 1" (every row has one = 1) brings the estimate to one row,
 // so the update always probes the primary key (the same for the task rows).
-// A new execution whose id or (state machine, name) is taken is left out
-// (ON CONFLICT DO NOTHING).
+// New executions are inserted plainly: ON CONFLICT's speculative insertion
+// logs a confirmation record per row. One whose (state machine, name) is
+// taken (an idempotent retry of a start, or a race of two) fails the
+// statement on the unique index, and the batch is written again with
+// kWriteBatchOnConflict, which leaves it out. (A NOT EXISTS probe instead
+// is planned, generically and for good, while the table is empty: as a
+// scan of every execution of the state machine.)
+#define SAGA_WRITE_BATCH_INSERT                                                                 \
+  "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "   \
+  "version, last_event_id, start_us, stop_us, input, output, error, cause) "                    \
+  "SELECT execution_id, state_machine, name, revision, status, 1, last_event_id, start_us, "    \
+  "stop_us, input, output, error, cause FROM json_populate_recordset(NULL::executions, $1::json) j "
+#define SAGA_WRITE_BATCH_REST \
+  "r AS (SELECT * FROM json_to_recordset($2::json) AS r(execution_id uuid, v bigint, " \
+  "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text, " \
+  "claim bigint, one int) WHERE one = 1), " \
+  "u AS (UPDATE executions e SET status = r.status, version = e.version + 1, " \
+  "last_event_id = COALESCE(r.last_event_id, e.last_event_id), stop_us = r.stop_us, " \
+  "output = r.output, error = r.error, cause = r.cause FROM r " \
+  "WHERE e.execution_id = r.execution_id AND e.version = r.v AND (r.claim IS NULL OR EXISTS " \
+  "(SELECT 1 FROM tasks t WHERE t.execution_id = r.execution_id AND t.task_id = r.claim " \
+  "AND t.started_us IS NULL)) RETURNING e.execution_id), " \
+  "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), " \
+  "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) " \
+  "SELECT execution_id, last_event_id, first_event_id, events, events_packed " \
+  "FROM json_populate_recordset(NULL::history, $3::json) " \
+  "WHERE execution_id IN (SELECT execution_id FROM ok)), " \
+  "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, " \
+  "task_id bigint, one int) WHERE k.one = 1 AND t.execution_id = k.execution_id " \
+  "AND t.task_id = k.task_id " \
+  "AND k.execution_id IN (SELECT execution_id FROM u)), " \
+  "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, " \
+  "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) " \
+  "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, " \
+  "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input " \
+  "FROM json_populate_recordset(NULL::tasks, $5::json) " \
+  "WHERE execution_id IN (SELECT execution_id FROM ok)), " \
+  "s AS (UPDATE tasks t SET started_us = k.started_us, worker = k.worker, " \
+  "heartbeat_at_us = k.heartbeat_at_us FROM json_to_recordset($6::json) AS k(execution_id uuid, " \
+  "task_id bigint, started_us bigint, worker text, heartbeat_at_us bigint, one int) " \
+  "WHERE k.one = 1 AND t.execution_id = k.execution_id AND t.task_id = k.task_id " \
+  "AND k.execution_id IN (SELECT execution_id FROM u)) " \
+  "SELECT execution_id::text FROM ok"
 constexpr Query kWriteBatch{
     "write_batch",
-    "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
-    "version, last_event_id, start_us, stop_us, input, output, error, cause) "
-    "SELECT execution_id, state_machine, name, revision, status, 1, last_event_id, start_us, "
-    "stop_us, input, output, error, cause FROM json_populate_recordset(NULL::executions, $1::json) "
-    "ON CONFLICT DO NOTHING RETURNING execution_id), "
-    "r AS (SELECT * FROM json_to_recordset($2::json) AS r(execution_id uuid, v bigint, "
-    "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text, "
-    "claim bigint, one int) WHERE one = 1), "
-    "u AS (UPDATE executions e SET status = r.status, version = e.version + 1, "
-    "last_event_id = COALESCE(r.last_event_id, e.last_event_id), stop_us = r.stop_us, "
-    "output = r.output, error = r.error, cause = r.cause FROM r "
-    "WHERE e.execution_id = r.execution_id AND e.version = r.v AND (r.claim IS NULL OR EXISTS "
-    "(SELECT 1 FROM tasks t WHERE t.execution_id = r.execution_id AND t.task_id = r.claim "
-    "AND t.started_us IS NULL)) RETURNING e.execution_id), "
-    "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), "
-    "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) "
-    "SELECT execution_id, last_event_id, first_event_id, events, events_packed "
-    "FROM json_populate_recordset(NULL::history, $3::json) "
-    "WHERE execution_id IN (SELECT execution_id FROM ok)), "
-    "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, "
-    "task_id bigint, one int) WHERE k.one = 1 AND t.execution_id = k.execution_id "
-    "AND t.task_id = k.task_id "
-    "AND k.execution_id IN (SELECT execution_id FROM u)), "
-    "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
-    "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
-    "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
-    "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
-    "FROM json_populate_recordset(NULL::tasks, $5::json) "
-    "WHERE execution_id IN (SELECT execution_id FROM ok)), "
-    "s AS (UPDATE tasks t SET started_us = k.started_us, worker = k.worker, "
-    "heartbeat_at_us = k.heartbeat_at_us FROM json_to_recordset($6::json) AS k(execution_id uuid, "
-    "task_id bigint, started_us bigint, worker text, heartbeat_at_us bigint, one int) "
-    "WHERE k.one = 1 AND t.execution_id = k.execution_id AND t.task_id = k.task_id "
-    "AND k.execution_id IN (SELECT execution_id FROM u)) "
-    "SELECT execution_id::text FROM ok"};
+    SAGA_WRITE_BATCH_INSERT "RETURNING execution_id), " SAGA_WRITE_BATCH_REST};
+constexpr Query kWriteBatchOnConflict{
+    "write_batch_on_conflict",
+    SAGA_WRITE_BATCH_INSERT "ON CONFLICT DO NOTHING RETURNING execution_id), " SAGA_WRITE_BATCH_REST};
+#undef SAGA_WRITE_BATCH_INSERT
+#undef SAGA_WRITE_BATCH_REST
 constexpr Query kGetStateMachine{
     "get_state_machine",
     "SELECT m.type, r.revision, r.definition, m.created_us, r.created_us "
@@ -263,7 +275,7 @@ constexpr Query kAllQueries[] = {
     kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kReleaseTask, kInsertTimers, kDeleteTimers,
     kRunnableTasks, kTasksStartedBy, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
     kWriteTransitionIfVersion,
-    kWriteNewExecution, kWriteBatch, kGetStateMachine, kGetRevision};
+    kWriteNewExecution, kWriteBatch, kWriteBatchOnConflict, kGetStateMachine, kGetRevision};
 
 // Advisory lock key for migrations ("saga" in ASCII).
 constexpr int64_t kMigrationLock = 0x73616761;
@@ -680,7 +692,7 @@ struct PgStore::Impl {
   std::deque<BatchItem*> batch_queue;
   int batch_leaders = 0;
   int leaders_asked = 0;  // callers woken to lead, not yet running
-  std::atomic<uint64_t> n_batches{0}, n_batch_items{0};
+  std::atomic<uint64_t> n_batches{0}, n_batch_items{0}, n_conflict_batches{0};
   // Queues `items` (one caller's, several executions) and returns once all
   // are written, leading batches while a leader's place is free.
   void Submit(std::span<BatchItem* const> items);
@@ -689,7 +701,9 @@ struct PgStore::Impl {
     return item->result;
   }
   void AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake);
-  void WriteBatch(const std::vector<BatchItem*>& batch);
+  // `on_conflict`: with kWriteBatchOnConflict (after the plain statement
+  // met a concurrent start of the same name).
+  void WriteBatch(const std::vector<BatchItem*>& batch, bool on_conflict = false);
 
   // Runs fn(connection) with exception mapping; broken connections are dropped.
   template <typename F>
@@ -1052,7 +1066,7 @@ void PgStore::Impl::Submit(std::span<BatchItem* const> items) {
   for (const auto& w : wake) w->cv.notify_one();
 }
 
-void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
+void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch, bool on_conflict) {
   RowsJson creates, updates, events, deleted, tasks, started;
   for (const BatchItem* b : batch) {
     const Writes& wr = *b->writes;
@@ -1114,12 +1128,19 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
                     tasks_json = tasks.Finish(), started_json = started.Finish();
   auto applied = With("transition", [&](pqxx::connection& c) -> absl::StatusOr<std::unordered_set<std::string>> {
     pqxx::nontransaction w(c);  // one statement: its own transaction
-    auto r = w.exec_prepared(kWriteBatch.name, creates_json, updates_json, events_json,
-                             deleted_json, tasks_json, started_json);
+    auto r = w.exec_prepared(on_conflict ? kWriteBatchOnConflict.name : kWriteBatch.name,
+                             creates_json, updates_json, events_json, deleted_json, tasks_json,
+                             started_json);
     std::unordered_set<std::string> ids;
     for (const auto& row : r) ids.insert(row[0].as<std::string>());
     return ids;
   });
+  if (!applied.ok() && !on_conflict && applied.status().code() == absl::StatusCode::kAlreadyExists &&
+      !creates_json.empty() && creates_json != "[]") {
+    ++n_conflict_batches;
+    WriteBatch(batch, /*on_conflict=*/true);  // nothing of the failed statement was written
+    return;
+  }
   if (!applied.ok()) {
     // One bad item must not fail the others: write them one by one (a
     // broken connection fails them all).
@@ -1134,7 +1155,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch) {
 }
 
 PgStore::BatchStats PgStore::batch_stats() const {
-  return {impl_->n_batches.load(), impl_->n_batch_items.load()};
+  return {impl_->n_batches.load(), impl_->n_batch_items.load(), impl_->n_conflict_batches.load()};
 }
 
 absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& first) {

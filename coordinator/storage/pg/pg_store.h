@@ -232,6 +232,9 @@ class PgStore {
   struct BatchStats {
     uint64_t batches = 0;  // statements written
     uint64_t items = 0;    // calls they carried
+    // Statements written again with ON CONFLICT: a start raced another of
+    // the same name.
+    uint64_t conflict_retries = 0;
   };
   BatchStats batch_stats() const;
 
