@@ -92,6 +92,75 @@ std::string Coordinator::StateMachineArn(const std::string& name) {
   return saga::StrCat(kStateMachineArnPrefix, name);
 }
 
+namespace {
+
+constexpr char kRoleArn[] = "arn:saga:iam:::role/saga-coordinator";
+
+// ExecutionStarted's details that the executions row implies: they are left
+// out of the stored event (its history row then carries the input and
+// little else) and put back whenever the history is read (ExpandStarted),
+// after "input", in the order the engine writes them. A value that differs
+// from the implied one is stored as it is.
+constexpr std::string_view kImpliedStartKeys[] = {"roleArn", "executionArn", "name",
+                                                  "stateMachineArn", "stateMachineName"};
+
+json::Value ImpliedStartDetail(std::string_view key, const std::string& state_machine,
+                               const std::string& name) {
+  if (key == "roleArn") return json::Value(kRoleArn);
+  if (key == "executionArn") return json::Value(Coordinator::ExecutionArn(state_machine, name));
+  if (key == "name") return json::Value(name);
+  if (key == "stateMachineArn") return json::Value(Coordinator::StateMachineArn(state_machine));
+  return json::Value(state_machine);  // stateMachineName
+}
+
+void LeanStarted(const std::string& state_machine, const std::string& name,
+                 std::vector<engine::Event>* events) {
+  for (engine::Event& e : *events) {
+    if (e.type != engine::EventType::kExecutionStarted || !e.details.is_object()) continue;
+    for (std::string_view key : kImpliedStartKeys) {
+      const json::Value* v = e.details.Find(key);
+      if (v != nullptr && *v == ImpliedStartDetail(key, state_machine, name)) e.details.Erase(key);
+    }
+  }
+}
+
+}  // namespace
+
+void Coordinator::ExpandStarted(const ExecutionRecord& row, std::vector<engine::Event>* events) {
+  for (engine::Event& e : *events) {
+    if (e.type != engine::EventType::kExecutionStarted || !e.details.is_object()) continue;
+    bool lean = false;
+    for (std::string_view key : kImpliedStartKeys) lean = lean || e.details.Find(key) == nullptr;
+    if (!lean) continue;
+    json::Object full;
+    const json::Object& stored = e.details.as_object();
+    full.reserve(stored.size() + std::size(kImpliedStartKeys));
+    auto add_implied = [&] {
+      for (std::string_view key : kImpliedStartKeys) {
+        if (const json::Value* v = e.details.Find(key)) {
+          full.emplace_back(std::string(key), *v);
+        } else {
+          full.emplace_back(std::string(key), ImpliedStartDetail(key, row.state_machine, row.name));
+        }
+      }
+    };
+    bool added = false;
+    for (const json::Member& m : stored) {
+      if (std::find(std::begin(kImpliedStartKeys), std::end(kImpliedStartKeys), m.first) !=
+          std::end(kImpliedStartKeys)) {
+        continue;  // placed by add_implied
+      }
+      full.push_back(m);
+      if (m.first == "input") {
+        add_implied();
+        added = true;
+      }
+    }
+    if (!added) add_implied();
+    e.details = json::Value(std::move(full));
+  }
+}
+
 Coordinator::Coordinator(storage::PgStore* store, CoordinatorOptions options)
     : store_(store),
       options_(std::move(options)),
@@ -283,6 +352,7 @@ absl::StatusOr<std::unique_ptr<engine::ExecutionState>> Coordinator::TakeState(
   if (!machine.ok()) return machine.status();
   auto events = txn.LoadEvents(0);
   if (!events.ok()) return events.status();
+  ExpandStarted(row, &*events);
   auto st = std::make_unique<engine::ExecutionState>();
   st->machine = *machine;
   for (const auto& e : *events) {
@@ -659,7 +729,7 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
   start.info.name = name;
   start.info.state_machine_id = StateMachineArn(sm);
   start.info.state_machine_name = sm;
-  start.info.role_arn = "arn:saga:iam:::role/saga-coordinator";
+  start.info.role_arn = kRoleArn;
   auto d = engine::Process(st.get(), start, now, NextSeed(), EngineOpts(id));
   if (!d.ok()) return d.status();
   std::vector<HandOff> handoffs = ReserveHandOffs(id, st.get(), &*d, now);
@@ -669,6 +739,7 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
     ~CancelOnFailure() { self->CancelHandOffs(h); }  // empty after delivery
   } cancel_on_failure{this, handoffs};
   storage::Writes w = ToWrites(id, {}, {}, *st, *d, now);
+  LeanStarted(sm, name, &w.events);
   ApplyHandOffs(handoffs, now, &w);
   MarkTimerNotify(&w, now);
   ExecutionRecord row;
@@ -774,6 +845,7 @@ absl::StatusOr<std::vector<engine::Event>> Coordinator::GetExecutionHistory(
   }
   auto events = store_->History(row->execution_id, cursor, limit, reverse);
   if (!events.ok()) return events.status();
+  ExpandStarted(*row, &*events);
   next_token->clear();
   if (static_cast<int>(events->size()) == limit) *next_token = saga::StrCat(events->back().id);
   return events;

@@ -228,6 +228,71 @@ TEST_F(Api, DescribeGivesInputAndOutputBackExactlyWhereverTheyAreKept) {
   EXPECT_TRUE(HasCode(lost, grpc::DATA_LOSS, "input")) << lost.error_message();
 }
 
+// ExecutionStarted is stored without the details the executions row implies
+// (the execution's ARN and name, the state machine's ARN and name, the
+// role); GetExecutionHistory gives them back in place, and a coordinator
+// that rebuilds the execution from its history (after kill -9) sees the
+// same Context object as the one that started it.
+TEST_F(Api, StartedEventsAreStoredLeanAndReadBackWhole) {
+  c_->Kill9();
+  CoordinatorOptions text_history;
+  text_history.extra_args = {"--history-compression-from", "0"};
+  c_ = Start(text_history);
+  ASSERT_TRUE(c_);
+  stub_ = c_->NewStub();
+  constexpr char kContext[] = R"({"StartAt":"Before","States":{
+    "Before":{"Type":"Pass","Parameters":{"id.$":"$$.Execution.Id","name.$":"$$.Execution.Name",
+      "role.$":"$$.Execution.RoleArn","sm.$":"$$.StateMachine.Id","smName.$":"$$.StateMachine.Name",
+      "start.$":"$$.Execution.StartTime","input.$":"$$.Execution.Input"},"ResultPath":"$.before",
+      "Next":"Hold"},
+    "Hold":{"Type":"Task","Resource":"it-hold","ResultPath":null,"Next":"After"},
+    "After":{"Type":"Pass","Parameters":{"id.$":"$$.Execution.Id","name.$":"$$.Execution.Name",
+      "role.$":"$$.Execution.RoleArn","sm.$":"$$.StateMachine.Id","smName.$":"$$.StateMachine.Name",
+      "start.$":"$$.Execution.StartTime","input.$":"$$.Execution.Input"},"ResultPath":"$.after",
+      "End":true}}})";
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "ctx", kContext)));
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "ctx", "ctx-1", R"({"k":"v"})", &arn)));
+  // Stored lean: the first history row holds the input, not the ARNs.
+  SqlResult first = RunSql(dsn(), "SELECT events FROM history WHERE first_event_id = 1");
+  ASSERT_TRUE(first.ok) << first.error;
+  ASSERT_EQ(first.rows.size(), 1u);
+  EXPECT_THAT(first.rows[0][0],
+              ::testing::HasSubstr(R"(,0,"ExecutionStarted",null,{"input":{"k":"v"}}],)"));
+  // Read back whole, in the engine's order.
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok()) << h.status();
+  const pb::HistoryEvent* started = FindEvent(*h, "ExecutionStarted");
+  ASSERT_NE(started, nullptr);
+  EXPECT_EQ(started->details(),
+            R"({"input":{"k":"v"},"roleArn":"arn:saga:iam:::role/saga-coordinator",)"
+            R"("executionArn":"arn:saga:states:::execution:ctx:ctx-1","name":"ctx-1",)"
+            R"("stateMachineArn":"arn:saga:states:::stateMachine:ctx","stateMachineName":"ctx"})");
+  // A coordinator that never saw the execution rebuilds it from the history.
+  pb::GetActivityTaskResponse t = TakeTask("it-hold");
+  c_->Kill9();
+  c_ = Start(text_history);
+  ASSERT_TRUE(c_);
+  stub_ = c_->NewStub();
+  ASSERT_TRUE(IsOk(Success(t.task_token(), "{}")));
+  ASSERT_EQ(WaitFinished(stub_.get(), arn, seconds(10)).status(), pb::SUCCEEDED);
+  pb::Execution e;
+  ASSERT_TRUE(IsOk(Describe(stub_.get(), arn, &e)));
+  json::Value out = ParseJson(e.output());
+  ASSERT_TRUE(out.is_object()) << e.output();
+  const json::Value* before = out.Find("before");
+  const json::Value* after = out.Find("after");
+  ASSERT_NE(before, nullptr);
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(*before, *after) << e.output();
+  EXPECT_EQ(before->Find("id")->as_string(), arn);
+  EXPECT_EQ(before->Find("name")->as_string(), "ctx-1");
+  EXPECT_EQ(before->Find("sm")->as_string(), "arn:saga:states:::stateMachine:ctx");
+  EXPECT_EQ(before->Find("smName")->as_string(), "ctx");
+  EXPECT_EQ(before->Find("role")->as_string(), "arn:saga:iam:::role/saga-coordinator");
+  EXPECT_EQ(before->Find("input")->Dump(), R"({"k":"v"})");
+}
+
 // --- task tokens ----------------------------------------------------------------------
 
 TEST_F(Api, ForgedAndGarbledTokensAreInvalidArgumentNamingTaskToken) {
