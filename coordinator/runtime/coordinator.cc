@@ -202,6 +202,7 @@ CoordinatorStats Coordinator::stats() const {
   s.transitions_locked = n_locked_;
   s.unlocked_conflicts = n_conflicts_;
   s.transitions_together = n_batched_;
+  s.lease_waits = n_lease_waits_;
   s.tasks_handed_off = n_handed_off_;
   s.tasks_claimed = n_claimed_;
   s.replays = n_replays_;
@@ -506,6 +507,7 @@ bool Coordinator::AcquireLease(const std::string& id, bool wait) {
   LeaseShard& shard = LeaseShardOf(id);
   std::unique_lock<std::mutex> lock(shard.mu);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  if (shard.held.count(id)) ++n_lease_waits_;
   while (shard.held.count(id)) {
     if (!wait) return false;
     ++shard.waiters;

@@ -96,6 +96,8 @@ struct CoordinatorStats {
   uint64_t tasks_handed_off = 0;      // started in the transaction that opened them
   uint64_t tasks_claimed = 0;         // found by a scan and claimed in a transaction of their own
   uint64_t replays = 0;               // states rebuilt from the history (cache miss)
+  uint64_t lease_waits = 0;  // transitions that found another of their execution under way
+                             // (they wait for its lease, or take the blocking path)
 };
 
 struct ValidationResult {
@@ -387,7 +389,7 @@ class Coordinator {
 
   const std::string instance_;  // random; in NOTIFY payloads
   std::atomic<uint64_t> n_unlocked_{0}, n_locked_{0}, n_conflicts_{0}, n_handed_off_{0},
-      n_claimed_{0}, n_replays_{0}, n_batched_{0};
+      n_claimed_{0}, n_replays_{0}, n_batched_{0}, n_lease_waits_{0};
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;
   std::set<std::string> notify_activities_;
