@@ -124,9 +124,9 @@ void LeanStarted(const std::string& state_machine, const std::string& name,
   }
 }
 
-}  // namespace
-
-void Coordinator::ExpandStarted(const ExecutionRecord& row, std::vector<engine::Event>* events) {
+// Puts back what LeanStarted left out, wherever the history is read (the
+// replay that rebuilds an execution, GetExecutionHistory).
+void ExpandStarted(const ExecutionRecord& row, std::vector<engine::Event>* events) {
   for (engine::Event& e : *events) {
     if (e.type != engine::EventType::kExecutionStarted || !e.details.is_object()) continue;
     bool lean = false;
@@ -160,6 +160,8 @@ void Coordinator::ExpandStarted(const ExecutionRecord& row, std::vector<engine::
     e.details = json::Value(std::move(full));
   }
 }
+
+}  // namespace
 
 Coordinator::Coordinator(storage::PgStore* store, CoordinatorOptions options)
     : store_(store),

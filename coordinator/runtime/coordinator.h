@@ -238,9 +238,6 @@ class Coordinator {
 
   static std::string ExecutionArn(const std::string& state_machine, const std::string& name);
   static std::string StateMachineArn(const std::string& name);
-  // Puts back the ExecutionStarted details the executions row implies, which
-  // the stored event leaves out (StartExecution stores it lean).
-  static void ExpandStarted(const storage::ExecutionRecord& row, std::vector<engine::Event>* events);
 
  private:
   struct Cached {

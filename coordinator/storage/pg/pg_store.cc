@@ -570,7 +570,7 @@ void AddTasks(RowsJson* j, const std::vector<TaskRecord>& tasks) {
     // leaves its input to the history (its ActivityScheduled or
     // CompensationScheduled event holds the same text): only a give-back
     // makes it runnable again, and the scan that claims it then reads the
-    // input there (TaskInputsFromHistory).
+    // input there (TaskInputFromHistory).
     if (t.started_us) {
       j->Null("input");
     } else {
@@ -1136,7 +1136,7 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch, bool on_con
     return ids;
   });
   if (!applied.ok() && !on_conflict && applied.status().code() == absl::StatusCode::kAlreadyExists &&
-      !creates_json.empty() && creates_json != "[]") {
+      creates_json != "[]") {
     ++n_conflict_batches;
     WriteBatch(batch, /*on_conflict=*/true);  // nothing of the failed statement was written
     return;
@@ -1189,18 +1189,22 @@ absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& 
 
 namespace {
 
+// Appends every event of a history row (HistoryRowText's columns).
+absl::Status AppendRowEvents(const pqxx::row& row, std::vector<engine::Event>* out) {
+  auto text = HistoryRowText(row);
+  if (!text.ok()) return text.status();
+  return AppendHistoryRow(*text, 0, INT64_MAX, out);
+}
+
 // Fills in the input and the output that an executions row leaves to its
 // history (StoredInput, StoredOutput): ExecutionStarted's input from the
 // first history row, the last ExecutionSucceeded's output from the last.
 absl::Status PayloadsFromHistory(pqxx::transaction_base& w, ExecutionRecord* e) {
   auto find = [&](const char* query, int64_t cursor, engine::EventType type,
                   const char* key) -> absl::StatusOr<std::string> {
-    auto r = w.exec_prepared(query, e->execution_id, cursor, 1);
     std::vector<engine::Event> events;
-    for (const auto& row : r) {
-      auto text = HistoryRowText(row);
-      if (!text.ok()) return text.status();
-      RETURN_IF_ERROR(AppendHistoryRow(*text, 0, INT64_MAX, &events));
+    for (const auto& row : w.exec_prepared(query, e->execution_id, cursor, 1)) {
+      RETURN_IF_ERROR(AppendRowEvents(row, &events));
     }
     for (auto it = events.rbegin(); it != events.rend(); ++it) {
       if (it->type != type) continue;
@@ -1232,10 +1236,8 @@ absl::Status TaskInputFromHistory(pqxx::transaction_base& w, TaskRecord* t) {
   while (true) {
     auto r = w.exec_prepared(kHistoryDesc.name, t->execution_id, cursor, kRowsAtOnce);
     for (const auto& row : r) {
-      auto text = HistoryRowText(row);
-      if (!text.ok()) return text.status();
       std::vector<engine::Event> events;
-      RETURN_IF_ERROR(AppendHistoryRow(*text, 0, INT64_MAX, &events));
+      RETURN_IF_ERROR(AppendRowEvents(row, &events));
       for (const engine::Event& e : events) {
         if (e.type != engine::EventType::kActivityScheduled &&
             e.type != engine::EventType::kCompensationScheduled) {
