@@ -1201,7 +1201,21 @@ constexpr char kSagaDefinition[] = R"({"StartAt":"Validate","States":{
 // Dispatch latency: StartExecution at `rate`/s (open loop) with stream
 // workers; from the start of the StartExecution call to the handler start
 // (an upper bound on runnable -> handler: it includes the start's own commit).
-std::string MeasureLatency(const Options& o, CoordinatorProcess& proc, double rate) {
+// Busy and total jiffies of the whole machine (/proc/stat's first line).
+std::pair<double, double> MachineJiffies() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  f >> cpu;
+  double v = 0, total = 0, idle = 0;
+  for (int i = 0; i < 8 && (f >> v); ++i) {
+    total += v;
+    if (i == 3 || i == 4) idle += v;  // idle, iowait
+  }
+  return {total - idle, total};
+}
+
+std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, double rate) {
+  const pid_t postmaster = Postmaster(pg);
   LoadSpec spec;
   spec.concurrency = o.concurrency;
   spec.paced_rate = std::max(1.0, rate);
@@ -1209,9 +1223,28 @@ std::string MeasureLatency(const Options& o, CoordinatorProcess& proc, double ra
   load.Start();
   std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.warmup, 2.0)));
   const size_t skip = load.Latencies().size();
+  // CPU in the window, as in Measure, and the whole machine's: at "half
+  // load" the CPU per execution is higher than at full load (smaller group
+  // commits, a thread woken for each step instead of finding work queued).
+  const double cpu0[3] = {CpuSeconds(proc.pid(), false), ClusterCpuSeconds(postmaster),
+                          CpuSeconds(getpid(), false)};
+  const auto jiffies0 = MachineJiffies();
+  const auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.seconds, 6.0)));
   std::vector<int64_t> l = load.Latencies(), ls = load.ScheduledLatencies();
+  const double elapsed = Since(t0);
+  const double cpu1[3] = {CpuSeconds(proc.pid(), false), ClusterCpuSeconds(postmaster),
+                          CpuSeconds(getpid(), false)};
+  const auto jiffies1 = MachineJiffies();
   load.Stop();
+  const double n_window = static_cast<double>(std::max<size_t>(1, l.size() - std::min(skip, l.size())));
+  double cpu_ms[3];
+  for (int k = 0; k < 3; ++k) cpu_ms[k] = (cpu1[k] - cpu0[k]) * 1000 / n_window;
+  const double cores = static_cast<double>(std::thread::hardware_concurrency());
+  const double machine_busy =
+      jiffies1.second > jiffies0.second
+          ? cores * (jiffies1.first - jiffies0.first) / (jiffies1.second - jiffies0.second)
+          : 0;
   if (const char* dump = std::getenv("SAGA_BENCH_LATENCY_DUMP")) {
     // Every sample of the window in order: when (ms into the window, and
     // wall-clock ms since the epoch, to line it up with other traces),
@@ -1243,13 +1276,21 @@ std::string MeasureLatency(const Options& o, CoordinatorProcess& proc, double ra
             << " executions/s (half the throughput above), StartExecution call -> handler start: p50 "
             << Fixed(pct(l, 0.5), 2) << " ms, p99 " << Fixed(pct(l, 0.99), 2)
             << " ms; task scheduled (its transition) -> handler start: p50 " << Fixed(pct(ls, 0.5), 2)
-            << " ms, p99 " << Fixed(pct(ls, 0.99), 2) << " ms (" << l.size() << " samples)\n";
+            << " ms, p99 " << Fixed(pct(ls, 0.99), 2) << " ms (" << l.size() << " samples)\n"
+            << "  CPU per execution: coordinator " << Fixed(cpu_ms[0], 2) << " ms, PostgreSQL "
+            << Fixed(cpu_ms[1], 2) << " ms, load generator " << Fixed(cpu_ms[2], 2) << " ms ("
+            << Fixed((cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1] + cpu1[2] - cpu0[2]) / elapsed, 2)
+            << " of " << cores << " cores busy with the three, " << Fixed(machine_busy, 2)
+            << " with everything)\n";
   std::ostringstream j;
   j << "{\"rate\":" << Fixed(spec.paced_rate, 1) << ",\"samples\":" << l.size()
     << ",\"p50_ms\":" << Fixed(pct(l, 0.5), 3) << ",\"p99_ms\":" << Fixed(pct(l, 0.99), 3)
     << ",\"max_ms\":" << Fixed(static_cast<double>(l.back()) / 1000, 3)
     << ",\"scheduled_p50_ms\":" << Fixed(pct(ls, 0.5), 3)
-    << ",\"scheduled_p99_ms\":" << Fixed(pct(ls, 0.99), 3) << "}";
+    << ",\"scheduled_p99_ms\":" << Fixed(pct(ls, 0.99), 3)
+    << ",\"cpu_ms_per_execution\":{\"coordinator\":" << Fixed(cpu_ms[0], 3)
+    << ",\"postgres\":" << Fixed(cpu_ms[1], 3) << ",\"load\":" << Fixed(cpu_ms[2], 3)
+    << "},\"machine_cores_busy\":" << Fixed(machine_busy, 2) << "}";
   return j.str();
 }
 
@@ -1343,7 +1384,7 @@ int DurableMain(const std::vector<std::string>& args) {
   std::string saga_json = "null", latency_json = "null";
   if (o.latency) {
     latency_json = MeasureLatency(
-        o, proc, o.latency_rate > 0 ? o.latency_rate : base.executions_per_sec * 0.5);
+        pg, o, proc, o.latency_rate > 0 ? o.latency_rate : base.executions_per_sec * 0.5);
   }
   if (o.saga) saga_json = MeasureSaga(pg, o, proc, *stub);
 

@@ -389,6 +389,70 @@ TEST_F(GroupCommit, AWriteThatFailsDoesNotFailTheOthersWrittenWithIt) {
 
 // Payload text reaches the columns exactly as given, whatever JSON it is
 // (objects and arrays are embedded in the statement's JSON, scalars quoted).
+TEST_F(GroupCommit, EveryShapeOfTheBatchStatementIsValidSql) {
+  // A batch leaves out the parts it has no rows for: 28 shapes, prepared
+  // when first used, so a typo in a rare one would show only in production.
+  const std::vector<std::string> shapes = PgStore::BatchStatementsForTest();
+  EXPECT_EQ(shapes.size(), 28u);
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    SqlResult r = RunSql(dsn(), saga::StrCat("PREPARE shape", i, " AS ", shapes[i]));
+    EXPECT_TRUE(r.ok) << shapes[i] << ": " << r.error;
+  }
+}
+
+TEST_F(GroupCommit, TransitionsWithAndWithoutTaskRowsEachWriteExactlyTheirRows) {
+  // Each write alone in its batch, so each takes its own statement shape:
+  // a start with a task, a start without one (it finishes at once), a claim
+  // of a task, a transition with events only, and one that closes a task.
+  const ExecutionRecord a = Row(1, "shape-a"), b = Row(2, "shape-b");
+  ASSERT_TRUE(store_->CreateExecution(a, First(a.execution_id)).ok());
+  Writes done;
+  done.events = {Ev(1, "Done")};
+  done.status = 2;
+  done.stop_us = 9;
+  done.output = "{\"ok\":true}";
+  ASSERT_TRUE(store_->CreateExecution(b, done).ok());
+  EXPECT_EQ(One("SELECT status || ' ' || stop_us FROM executions WHERE name = 'shape-b'"), "2 9");
+  EXPECT_EQ(One("SELECT count(*) FROM tasks"), "1") << "only a's task";
+
+  Writes claim;
+  claim.events = {Ev(2, "T")};
+  claim.started = Writes::Started{1, "w1", 7, 99};
+  auto r = store_->WriteIfVersion(a.execution_id, 1, claim);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(One("SELECT started_us || ' ' || worker || ' ' || heartbeat_at_us FROM tasks"), "7 w1 99");
+  // Claimed once: a second claim of the same task is refused.
+  Writes again = claim;
+  again.events = {Ev(3, "T")};
+  r = store_->WriteIfVersion(a.execution_id, 2, again);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(*r) << "the task is started already";
+
+  Writes events_only;
+  events_only.events = {Ev(3, "T")};
+  r = store_->WriteIfVersion(a.execution_id, 2, events_only);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(One("SELECT count(*) FROM tasks WHERE started_us = 7"), "1") << "task row untouched";
+
+  Writes close;
+  close.events = {Ev(4, "T")};
+  close.deleted_tasks = {1};
+  close.status = 2;
+  close.stop_us = 11;
+  close.output = "{}";
+  r = store_->WriteIfVersion(a.execution_id, 3, close);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(One("SELECT count(*) FROM tasks"), "0");
+  EXPECT_EQ(One("SELECT version || ' ' || status || ' ' || last_event_id FROM executions "
+                "WHERE name = 'shape-a'"),
+            "4 2 4");
+  EXPECT_EQ(One(std::string(kEventCount) + " WHERE execution_id = '" + a.execution_id + "'"), "4");
+  EXPECT_EQ(One(std::string(kEventCount) + " WHERE execution_id = '" + b.execution_id + "'"), "1");
+}
+
 TEST_F(GroupCommit, PayloadsAndDetailsAreStoredExactlyAsTheirText) {
   const std::vector<std::string> texts = {
       R"({ "spaced" : [1, 2.50, "x\"y\u00e9\\"] })", R"("just a string")", "42", "null",

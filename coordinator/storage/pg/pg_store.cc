@@ -194,68 +194,114 @@ constexpr Query kWriteNewExecution{
     "SELECT 1"};
 // Group commit: the common writes of several transitions of distinct
 // executions in one statement (its own transaction, one commit): new
-// executions ($1, each with its first writes), and transitions of existing
+// executions (`c`, each with its first writes), and transitions of existing
 // ones applied only where the row is still at the version they were decided
-// on ($2) and the task they start ("claim"), if any, is not started (as in
-// kWriteTransitionIfVersion). Events ($3), task rows closed ($4), opened ($5) or started ($6)
-// are written for the executions that were inserted or updated only; the
-// statement returns those executions' ids. The planner cannot see how many
-// rows a json_to_recordset gives (it assumes 100), and a plan made while
-// the executions table was small (prepared statements keep their generic
-// plan) then joins them with a sequential scan of the whole table forever:
-// "WHERE one = 1" (every row has one = 1) brings the estimate to one row,
-// so the update always probes the primary key (the same for the task rows).
+// on (`r`) and the task they start ("claim"), if any, is not started (as in
+// kWriteTransitionIfVersion). Events ($1), task rows closed (`k`), opened
+// (`t`) or started (`s`) are written for the executions that were inserted
+// or updated only; the statement returns those executions' ids.
+// A batch leaves out the parts it has nothing for (BatchShape): every
+// data-modifying part is set up and run to its end even when its input is
+// empty, which at moderate load (batches of a few transitions) was a good
+// part of PostgreSQL's time; the shapes are prepared when first used.
+// The planner cannot see how many rows a json_to_recordset gives (it
+// assumes 100), and a plan made while the executions table was small
+// (prepared statements keep their generic plan) then joins them with a
+// sequential scan of the whole table forever: "WHERE one = 1" (every row
+// has one = 1) brings the estimate to one row, so the update always probes
+// the primary key (the same for the task rows).
 // New executions are inserted plainly: ON CONFLICT's speculative insertion
 // logs a confirmation record per row. One whose (state machine, name) is
 // taken (an idempotent retry of a start, or a race of two) fails the
-// statement on the unique index, and the batch is written again with
-// kWriteBatchOnConflict, which leaves it out. (A NOT EXISTS probe instead
-// is planned, generically and for good, while the table is empty: as a
-// scan of every execution of the state machine.)
-#define SAGA_WRITE_BATCH_INSERT                                                                 \
-  "WITH x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "   \
-  "version, last_event_id, start_us, stop_us, input, output, error, cause) "                    \
-  "SELECT execution_id, state_machine, name, revision, status, 1, last_event_id, start_us, "    \
-  "stop_us, input, output, error, cause FROM json_populate_recordset(NULL::executions, $1::json) j "
-#define SAGA_WRITE_BATCH_REST \
-  "r AS (SELECT * FROM json_to_recordset($2::json) AS r(execution_id uuid, v bigint, " \
-  "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text, " \
-  "claim bigint, one int) WHERE one = 1), " \
-  "u AS (UPDATE executions e SET status = r.status, version = e.version + 1, " \
-  "last_event_id = COALESCE(r.last_event_id, e.last_event_id), stop_us = r.stop_us, " \
-  "output = r.output, error = r.error, cause = r.cause FROM r " \
-  "WHERE e.execution_id = r.execution_id AND e.version = r.v AND (r.claim IS NULL OR EXISTS " \
-  "(SELECT 1 FROM tasks t WHERE t.execution_id = r.execution_id AND t.task_id = r.claim " \
-  "AND t.started_us IS NULL)) RETURNING e.execution_id), " \
-  "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u), " \
-  "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, events_packed) " \
-  "SELECT execution_id, last_event_id, first_event_id, events, events_packed " \
-  "FROM json_populate_recordset(NULL::history, $3::json) " \
-  "WHERE execution_id IN (SELECT execution_id FROM ok)), " \
-  "d AS (DELETE FROM tasks t USING json_to_recordset($4::json) AS k(execution_id uuid, " \
-  "task_id bigint, one int) WHERE k.one = 1 AND t.execution_id = k.execution_id " \
-  "AND t.task_id = k.task_id " \
-  "AND k.execution_id IN (SELECT execution_id FROM u)), " \
-  "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, " \
-  "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) " \
-  "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, " \
-  "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input " \
-  "FROM json_populate_recordset(NULL::tasks, $5::json) " \
-  "WHERE execution_id IN (SELECT execution_id FROM ok)), " \
-  "s AS (UPDATE tasks t SET started_us = k.started_us, worker = k.worker, " \
-  "heartbeat_at_us = k.heartbeat_at_us FROM json_to_recordset($6::json) AS k(execution_id uuid, " \
-  "task_id bigint, started_us bigint, worker text, heartbeat_at_us bigint, one int) " \
-  "WHERE k.one = 1 AND t.execution_id = k.execution_id AND t.task_id = k.task_id " \
-  "AND k.execution_id IN (SELECT execution_id FROM u)) " \
-  "SELECT execution_id::text FROM ok"
-constexpr Query kWriteBatch{
-    "write_batch",
-    SAGA_WRITE_BATCH_INSERT "RETURNING execution_id), " SAGA_WRITE_BATCH_REST};
-constexpr Query kWriteBatchOnConflict{
-    "write_batch_on_conflict",
-    SAGA_WRITE_BATCH_INSERT "ON CONFLICT DO NOTHING RETURNING execution_id), " SAGA_WRITE_BATCH_REST};
-#undef SAGA_WRITE_BATCH_INSERT
-#undef SAGA_WRITE_BATCH_REST
+// statement on the unique index, and the batch is written again with ON
+// CONFLICT DO NOTHING, which leaves it out. (A NOT EXISTS probe instead is
+// planned, generically and for good, while the table is empty: as a scan of
+// every execution of the state machine.)
+enum BatchPart : unsigned {
+  kBatchCreates = 1,    // new executions
+  kBatchUpdates = 2,    // transitions of existing ones
+  kBatchDeleted = 4,    // task rows closed (with kBatchUpdates only)
+  kBatchNewTasks = 8,   // task rows opened
+  kBatchStarted = 16,   // task rows started (with kBatchUpdates only)
+  kBatchOnConflict = 32,
+  kBatchShapes = 64,
+};
+
+bool ValidBatchShape(unsigned shape) {
+  if (!(shape & (kBatchCreates | kBatchUpdates))) return false;
+  if ((shape & kBatchOnConflict) && !(shape & kBatchCreates)) return false;
+  return (shape & kBatchUpdates) || !(shape & (kBatchDeleted | kBatchStarted));
+}
+
+std::string BatchStatementName(unsigned shape) { return saga::StrCat("write_batch_", shape); }
+
+// Parameters in order: events, then creates, updates, deleted, new tasks
+// and started, each only when its part is in the shape.
+std::string BatchStatementSql(unsigned shape) {
+  std::vector<std::string> ctes;
+  int param = 1;
+  const std::string events = saga::StrCat("$", param++);
+  if (shape & kBatchCreates) {
+    ctes.push_back(saga::StrCat(
+        "x AS (INSERT INTO executions (execution_id, state_machine, name, revision, status, "
+        "version, last_event_id, start_us, stop_us, input, output, error, cause) "
+        "SELECT execution_id, state_machine, name, revision, status, 1, last_event_id, start_us, "
+        "stop_us, input, output, error, cause FROM json_populate_recordset(NULL::executions, $",
+        param++, "::json) j ", (shape & kBatchOnConflict) ? "ON CONFLICT DO NOTHING " : "",
+        "RETURNING execution_id)"));
+  }
+  if (shape & kBatchUpdates) {
+    ctes.push_back(saga::StrCat(
+        "r AS (SELECT * FROM json_to_recordset($", param++,
+        "::json) AS r(execution_id uuid, v bigint, "
+        "status smallint, last_event_id bigint, stop_us bigint, output text, error text, cause text, "
+        "claim bigint, one int) WHERE one = 1)"));
+    ctes.push_back(
+        "u AS (UPDATE executions e SET status = r.status, version = e.version + 1, "
+        "last_event_id = COALESCE(r.last_event_id, e.last_event_id), stop_us = r.stop_us, "
+        "output = r.output, error = r.error, cause = r.cause FROM r "
+        "WHERE e.execution_id = r.execution_id AND e.version = r.v AND (r.claim IS NULL OR EXISTS "
+        "(SELECT 1 FROM tasks t WHERE t.execution_id = r.execution_id AND t.task_id = r.claim "
+        "AND t.started_us IS NULL)) RETURNING e.execution_id)");
+  }
+  const bool both = (shape & kBatchCreates) && (shape & kBatchUpdates);
+  ctes.push_back(both ? "ok AS (SELECT execution_id FROM x UNION ALL SELECT execution_id FROM u)"
+                      : saga::StrCat("ok AS (SELECT execution_id FROM ",
+                                     (shape & kBatchCreates) ? "x" : "u", ")"));
+  ctes.push_back(saga::StrCat(
+      "ev AS (INSERT INTO history (execution_id, last_event_id, first_event_id, events, "
+      "events_packed) SELECT execution_id, last_event_id, first_event_id, events, events_packed "
+      "FROM json_populate_recordset(NULL::history, ",
+      events, "::json) WHERE execution_id IN (SELECT execution_id FROM ok))"));
+  if (shape & kBatchDeleted) {
+    ctes.push_back(saga::StrCat(
+        "d AS (DELETE FROM tasks t USING json_to_recordset($", param++,
+        "::json) AS k(execution_id uuid, task_id bigint, one int) WHERE k.one = 1 "
+        "AND t.execution_id = k.execution_id AND t.task_id = k.task_id "
+        "AND k.execution_id IN (SELECT execution_id FROM u))"));
+  }
+  if (shape & kBatchNewTasks) {
+    ctes.push_back(saga::StrCat(
+        "n AS (INSERT INTO tasks (execution_id, task_id, activity, scheduled_us, started_us, "
+        "timeout_at_us, heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input) "
+        "SELECT execution_id, task_id, activity, scheduled_us, started_us, timeout_at_us, "
+        "heartbeat_seconds, heartbeat_at_us, attempt, worker, state_name, input "
+        "FROM json_populate_recordset(NULL::tasks, $",
+        param++, "::json) WHERE execution_id IN (SELECT execution_id FROM ok))"));
+  }
+  if (shape & kBatchStarted) {
+    ctes.push_back(saga::StrCat(
+        "s AS (UPDATE tasks t SET started_us = k.started_us, worker = k.worker, "
+        "heartbeat_at_us = k.heartbeat_at_us FROM json_to_recordset($", param++,
+        "::json) AS k(execution_id uuid, task_id bigint, started_us bigint, worker text, "
+        "heartbeat_at_us bigint, one int) WHERE k.one = 1 AND t.execution_id = k.execution_id "
+        "AND t.task_id = k.task_id AND k.execution_id IN (SELECT execution_id FROM u))"));
+  }
+  std::string sql = "WITH ";
+  for (size_t i = 0; i < ctes.size(); ++i) sql += (i ? ", " : "") + ctes[i];
+  return sql + " SELECT execution_id::text FROM ok";
+}
+
 constexpr Query kGetStateMachine{
     "get_state_machine",
     "SELECT m.type, r.revision, r.definition, m.created_us, r.created_us "
@@ -275,7 +321,7 @@ constexpr Query kAllQueries[] = {
     kDeleteTasks, kLockTask, kStartTask, kHeartbeatTask, kReleaseTask, kInsertTimers, kDeleteTimers,
     kRunnableTasks, kTasksStartedBy, kDueTimers, kDueDeadlines, kNextWakeup, kNotify, kWriteTransition,
     kWriteTransitionIfVersion,
-    kWriteNewExecution, kWriteBatch, kWriteBatchOnConflict, kGetStateMachine, kGetRevision};
+    kWriteNewExecution, kGetStateMachine, kGetRevision};
 
 // Advisory lock key for migrations ("saga" in ASCII).
 constexpr int64_t kMigrationLock = 0x73616761;
@@ -631,6 +677,9 @@ struct PgStore::Impl {
     try {
       auto c = std::make_unique<pqxx::connection>(conninfo);
       for (const Query& q : kAllQueries) c->prepare(q.name, q.sql);
+      for (unsigned shape = 0; shape < kBatchShapes; ++shape) {
+        if (ValidBatchShape(shape)) c->prepare(BatchStatementName(shape), BatchStatementSql(shape));
+      }
       return c;
     } catch (...) {
       {
@@ -659,7 +708,7 @@ struct PgStore::Impl {
   // Group commit of batchable writes (Batchable): each caller queues its
   // item; while fewer than kMaxBatchLeaders batches are being written, a
   // caller becomes the leader, takes everything queued (one item per
-  // execution) and writes it with kWriteBatch; the others wait for their
+  // execution) and writes it in one statement (BatchStatementSql); the others wait for their
   // item's result. A lone caller leads at once, so nothing waits for a
   // batch to fill; under load, items queue while the leaders' statements
   // and commit flushes run, and the next leader takes them all.
@@ -701,7 +750,7 @@ struct PgStore::Impl {
     return item->result;
   }
   void AskLeaders(std::vector<std::shared_ptr<Waiter>>* wake);
-  // `on_conflict`: with kWriteBatchOnConflict (after the plain statement
+  // `on_conflict`: with ON CONFLICT DO NOTHING (after the plain statement
   // met a concurrent start of the same name).
   void WriteBatch(const std::vector<BatchItem*>& batch, bool on_conflict = false);
 
@@ -981,7 +1030,7 @@ class PgTxn : public TransitionTxn {
   const std::string& id_;
 };
 
-// Whether the writes fit kWriteBatch: the combined statement's writes and
+// Whether the writes fit the batch statement: the combined statement's writes and
 // nothing else (no timers, heartbeats or give-backs).
 bool Batchable(const Writes& wr) {
   return Combinable(wr) && !wr.heartbeat && !wr.released && wr.deleted_timers.empty() &&
@@ -1123,20 +1172,32 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch, bool on_con
     events.Rows(b->events_json);
     AddTasks(&tasks, wr.new_tasks);
   }
-  const std::string creates_json = creates.Finish(), updates_json = updates.Finish(),
-                    events_json = events.Finish(), deleted_json = deleted.Finish(),
-                    tasks_json = tasks.Finish(), started_json = started.Finish();
+  // The statement's parameters in BatchStatementSql's order, only for the
+  // parts the batch has rows for.
+  unsigned shape = on_conflict ? unsigned{kBatchOnConflict} : 0u;
+  std::vector<std::string> params;
+  params.push_back(events.Finish());
+  for (auto [part, rows] : {std::pair{kBatchCreates, &creates}, std::pair{kBatchUpdates, &updates},
+                            std::pair{kBatchDeleted, &deleted}, std::pair{kBatchNewTasks, &tasks},
+                            std::pair{kBatchStarted, &started}}) {
+    std::string json = rows->Finish();
+    if (json == "[]") continue;
+    shape |= part;
+    params.push_back(std::move(json));
+  }
+  if (!ValidBatchShape(shape)) {  // every item creates or updates: cannot happen
+    for (BatchItem* b : batch) b->result = absl::InternalError("group commit without executions");
+    return;
+  }
   auto applied = With("transition", [&](pqxx::connection& c) -> absl::StatusOr<std::unordered_set<std::string>> {
     pqxx::nontransaction w(c);  // one statement: its own transaction
-    auto r = w.exec_prepared(on_conflict ? kWriteBatchOnConflict.name : kWriteBatch.name,
-                             creates_json, updates_json, events_json, deleted_json, tasks_json,
-                             started_json);
+    auto r = w.exec_prepared(BatchStatementName(shape), pqxx::prepare::make_dynamic_params(params));
     std::unordered_set<std::string> ids;
     for (const auto& row : r) ids.insert(row[0].as<std::string>());
     return ids;
   });
   if (!applied.ok() && !on_conflict && applied.status().code() == absl::StatusCode::kAlreadyExists &&
-      creates_json != "[]") {
+      (shape & kBatchCreates)) {
     ++n_conflict_batches;
     WriteBatch(batch, /*on_conflict=*/true);  // nothing of the failed statement was written
     return;
@@ -1152,6 +1213,14 @@ void PgStore::Impl::WriteBatch(const std::vector<BatchItem*>& batch, bool on_con
     return;
   }
   for (BatchItem* b : batch) b->result = applied->count(*b->id) > 0;
+}
+
+std::vector<std::string> PgStore::BatchStatementsForTest() {
+  std::vector<std::string> out;
+  for (unsigned shape = 0; shape < kBatchShapes; ++shape) {
+    if (ValidBatchShape(shape)) out.push_back(BatchStatementSql(shape));
+  }
+  return out;
 }
 
 PgStore::BatchStats PgStore::batch_stats() const {

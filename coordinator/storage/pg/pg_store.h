@@ -237,6 +237,9 @@ class PgStore {
     uint64_t conflict_retries = 0;
   };
   BatchStats batch_stats() const;
+  // The group commit's statement in each of its shapes (a batch leaves out
+  // the parts it has no rows for), for a test that PostgreSQL takes them all.
+  static std::vector<std::string> BatchStatementsForTest();
 
   // Work discovery (no locks; Transition re-checks).
   absl::StatusOr<std::vector<TaskRecord>> RunnableTasks(const std::string& activity, int limit);
