@@ -86,6 +86,12 @@ if lat:
     print(f"dispatch latency p50/p99: ours {lat['p50_ms']:.2f}/{lat['p99_ms']:.2f} ms at {lat['rate']:.0f}/s "
           f"(scheduled -> handler {lat['scheduled_p50_ms']:.2f}/{lat['scheduled_p99_ms']:.2f} ms), "
           f"Graphile {gw['graphile_latency_ms_p50']:.2f}/{gw['graphile_latency_ms_p99']:.2f} ms at {gw['paced_rate']:.0f}/s")
+    parts = lat.get("parts_ms")
+    if parts:
+        print("  scheduled -> handler in parts, p50/p99: coordinator (commit, hand-off) "
+              f"{parts['coordinator'][0]:.2f}/{parts['coordinator'][1]:.2f} ms, network "
+              f"{parts['network'][0]:.2f}/{parts['network'][1]:.2f} ms, worker "
+              f"{parts['worker'][0]:.2f}/{parts['worker'][1]:.2f} ms")
 print(json.dumps({"saga": ours, "graphile": gw, "executions_per_graphile_job": ex / jobs}))
 PY
   else

@@ -388,6 +388,17 @@ class Load {
     std::lock_guard<std::mutex> g(lat_mu_);
     return scheduled_latencies_;
   }
+  // Its three parts: scheduled -> sent by the coordinator (the transition's
+  // group commit and the hand-off to a stream), sent -> received by the
+  // worker (gRPC), received -> handler start (the SDK's hand-off to a handler
+  // thread), in microseconds. The clocks are the same machine's.
+  struct LatencyParts {
+    std::vector<int64_t> coordinator, network, worker;
+  };
+  LatencyParts ScheduledLatencyParts() {
+    std::lock_guard<std::mutex> g(lat_mu_);
+    return parts_;
+  }
   // When each sample was taken (MonoUs at the handler start).
   std::vector<int64_t> LatencyTimes() {
     std::lock_guard<std::mutex> g(lat_mu_);
@@ -497,11 +508,17 @@ class Load {
           const size_t at = ctx.input().find("\"t\":");
           if (at != std::string::npos) {
             const int64_t t = std::strtoll(ctx.input().c_str() + at + 4, nullptr, 10);
-            const int64_t since_scheduled = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::system_clock::now() - ctx.info().scheduled).count();
+            const auto wall = std::chrono::system_clock::now();
+            auto us = [](auto d) {
+              return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+            };
+            const saga::worker::TaskInfo& info = ctx.info();
             std::lock_guard<std::mutex> g(lat_mu_);
             latencies_.push_back(now - t);
-            scheduled_latencies_.push_back(since_scheduled);
+            scheduled_latencies_.push_back(us(wall - info.scheduled));
+            parts_.coordinator.push_back(us(info.sent - info.scheduled));
+            parts_.network.push_back(us(info.received - info.sent));
+            parts_.worker.push_back(us(wall - info.received));
             latency_at_.push_back(now);
           }
         }
@@ -658,6 +675,7 @@ class Load {
   std::vector<std::unique_ptr<saga::worker::Worker>> stream_workers_;
   std::mutex lat_mu_;
   std::vector<int64_t> latencies_, scheduled_latencies_, latency_at_;
+  LatencyParts parts_;
   std::atomic<bool> running_{false}, starting_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -1232,6 +1250,7 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
   const auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.seconds, 6.0)));
   std::vector<int64_t> l = load.Latencies(), ls = load.ScheduledLatencies();
+  auto parts = load.ScheduledLatencyParts();
   const double elapsed = Since(t0);
   const double cpu1[3] = {CpuSeconds(proc.pid(), false), ClusterCpuSeconds(postmaster),
                           CpuSeconds(getpid(), false)};
@@ -1262,11 +1281,14 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
         << Fixed(static_cast<double>(ls[i]) / 1000, 2) << "\n";
     }
   }
-  for (auto* v : {&l, &ls}) {
+  for (auto* v : {&l, &ls, &parts.coordinator, &parts.network, &parts.worker}) {
     v->erase(v->begin(), v->begin() + static_cast<std::ptrdiff_t>(std::min(skip, v->size())));
     std::sort(v->begin(), v->end());
   }
-  if (l.empty() || ls.empty()) Die("latency phase: no task reached a handler");
+  if (l.empty() || ls.empty() || parts.coordinator.empty() || parts.network.empty() ||
+      parts.worker.empty()) {
+    Die("latency phase: no task reached a handler");
+  }
   auto pct = [](const std::vector<int64_t>& v, double p) {
     return static_cast<double>(
                v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))]) /
@@ -1277,6 +1299,11 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
             << Fixed(pct(l, 0.5), 2) << " ms, p99 " << Fixed(pct(l, 0.99), 2)
             << " ms; task scheduled (its transition) -> handler start: p50 " << Fixed(pct(ls, 0.5), 2)
             << " ms, p99 " << Fixed(pct(ls, 0.99), 2) << " ms (" << l.size() << " samples)\n"
+            << "  its parts (p50 / p99): in the coordinator (group commit, hand-off to a stream) "
+            << Fixed(pct(parts.coordinator, 0.5), 2) << " / " << Fixed(pct(parts.coordinator, 0.99), 2)
+            << " ms, sent -> received by the worker " << Fixed(pct(parts.network, 0.5), 2) << " / "
+            << Fixed(pct(parts.network, 0.99), 2) << " ms, received -> handler start "
+            << Fixed(pct(parts.worker, 0.5), 2) << " / " << Fixed(pct(parts.worker, 0.99), 2) << " ms\n"
             << "  CPU per execution: coordinator " << Fixed(cpu_ms[0], 2) << " ms, PostgreSQL "
             << Fixed(cpu_ms[1], 2) << " ms, load generator " << Fixed(cpu_ms[2], 2) << " ms ("
             << Fixed((cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1] + cpu1[2] - cpu0[2]) / elapsed, 2)

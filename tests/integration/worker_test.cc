@@ -200,6 +200,10 @@ TEST_F(Workers, PushedTasksCarryTheStepAndResultsCompleteIt) {
     // Scheduled by its StartExecution, TimeoutSeconds before the deadline.
     EXPECT_GE(t.scheduled, before_starts - milliseconds(50));
     EXPECT_LE(t.scheduled, std::chrono::system_clock::now());
+    // Sent once its transition committed, received by this worker after.
+    EXPECT_GE(t.sent, t.scheduled);
+    EXPECT_GE(t.received, t.sent);
+    EXPECT_LE(t.received, std::chrono::system_clock::now());
     // (the deadline is in whole milliseconds)
     EXPECT_NEAR(std::chrono::duration_cast<milliseconds>(*t.deadline - t.scheduled).count(), 30000, 1);
     auto left = *t.deadline - std::chrono::system_clock::now();

@@ -196,6 +196,7 @@ struct Worker::Impl {
 
   void OnTask(const v1::PushedTask& p) {
     TaskInfo info;
+    info.received = std::chrono::system_clock::now();
     info.task_token = p.task_token();
     info.activity = p.activity();
     info.input = p.input();
@@ -210,6 +211,9 @@ struct Worker::Impl {
     info.scheduled = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::microseconds(p.scheduled_unix_us())));
+    info.sent = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::microseconds(p.sent_unix_us())));
     info.traceparent = p.traceparent();
     info.callback = p.callback();
     info.compensation = p.compensation();

@@ -25,6 +25,12 @@ struct TaskInfo {
   std::optional<std::chrono::seconds> heartbeat_interval;  // HeartbeatSeconds
   // When this attempt was scheduled (became runnable); redeliveries keep it.
   std::chrono::system_clock::time_point scheduled;
+  // When the coordinator sent this delivery, and when this worker received
+  // it (before handing it to a handler thread): scheduled -> sent is the
+  // coordinator's part of the dispatch latency, sent -> received the
+  // network's, received -> the handler's start this worker's.
+  std::chrono::system_clock::time_point sent;
+  std::chrono::system_clock::time_point received;
   std::string traceparent;     // W3C trace context of this step
   // The state waits for SendTaskSuccess/SendTaskFailure with task_token; this
   // handler's success only acknowledges the dispatch (its failure fails it).
