@@ -1315,6 +1315,10 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
     << ",\"max_ms\":" << Fixed(static_cast<double>(l.back()) / 1000, 3)
     << ",\"scheduled_p50_ms\":" << Fixed(pct(ls, 0.5), 3)
     << ",\"scheduled_p99_ms\":" << Fixed(pct(ls, 0.99), 3)
+    << ",\"parts_ms\":{\"coordinator\":[" << Fixed(pct(parts.coordinator, 0.5), 3) << ","
+    << Fixed(pct(parts.coordinator, 0.99), 3) << "],\"network\":[" << Fixed(pct(parts.network, 0.5), 3)
+    << "," << Fixed(pct(parts.network, 0.99), 3) << "],\"worker\":[" << Fixed(pct(parts.worker, 0.5), 3)
+    << "," << Fixed(pct(parts.worker, 0.99), 3) << "]}"
     << ",\"cpu_ms_per_execution\":{\"coordinator\":" << Fixed(cpu_ms[0], 3)
     << ",\"postgres\":" << Fixed(cpu_ms[1], 3) << ",\"load\":" << Fixed(cpu_ms[2], 3)
     << "},\"machine_cores_busy\":" << Fixed(machine_busy, 2) << "}";
