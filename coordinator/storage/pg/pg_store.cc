@@ -750,7 +750,7 @@ struct PgStore::Impl {
   std::condition_variable committer_cv;
   bool committer_idle = false;  // waiting on committer_cv for items
   bool committer_stop = false;
-  std::thread committer;  // started by the first Submit
+  std::thread committer;  // started by Open
   std::atomic<uint64_t> n_batches{0}, n_batch_items{0}, n_conflict_batches{0};
   // Queues `items` (one caller's, several executions) and returns once all
   // are written.
@@ -802,6 +802,8 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& connin
   auto c = impl->Acquire();
   if (!c.ok()) return c.status();
   impl->Release(*std::move(c), false);
+  Impl* i = impl.get();
+  impl->committer = std::thread([i] { i->CommitLoop(); });
   return std::unique_ptr<PgStore>(new PgStore(std::move(impl)));
 }
 
@@ -1062,7 +1064,6 @@ void PgStore::Impl::Submit(std::span<BatchItem* const> items) {
   thread_local const std::shared_ptr<Waiter> my_waiter = std::make_shared<Waiter>();
   for (BatchItem* item : items) item->waiter = my_waiter;
   std::unique_lock<std::mutex> lock(batch_mu);
-  if (!committer.joinable()) committer = std::thread([this] { CommitLoop(); });
   batch_queue.insert(batch_queue.end(), items.begin(), items.end());
   if (committer_idle) {
     committer_idle = false;
