@@ -12,6 +12,7 @@
 #include <regex>
 #include <span>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
 
@@ -803,7 +804,11 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& connin
   if (!c.ok()) return c.status();
   impl->Release(*std::move(c), false);
   Impl* i = impl.get();
-  impl->committer = std::thread([i] { i->CommitLoop(); });
+  try {
+    impl->committer = std::thread([i] { i->CommitLoop(); });
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(saga::StrCat("starting the group commit's thread: ", e.what()));
+  }
   return std::unique_ptr<PgStore>(new PgStore(std::move(impl)));
 }
 
