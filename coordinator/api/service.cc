@@ -4,11 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <thread>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "coordinator/common/strings.h"
 #include "coordinator/engine/events.h"
 #include "coordinator/runtime/worker_session.h"
@@ -251,9 +252,7 @@ void FillPushedTask(const runtime::ActivityTask& t, v1::PushedTask* p) {
   p->set_heartbeat_seconds(static_cast<int32_t>(t.heartbeat_seconds.value_or(0)));
   p->set_deadline_unix_ms(t.deadline_unix_ms.value_or(0));
   p->set_scheduled_unix_us(t.scheduled_unix_us);
-  p->set_sent_unix_us(std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count());
+  p->set_sent_unix_us(absl::ToUnixMicros(absl::Now()));
   p->set_traceparent(t.traceparent);
   p->set_callback(t.callback);
   p->set_compensation(t.compensation);

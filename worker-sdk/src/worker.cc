@@ -208,12 +208,12 @@ struct Worker::Impl {
       info.deadline = std::chrono::system_clock::time_point(std::chrono::milliseconds(p.deadline_unix_ms()));
     }
     if (p.heartbeat_seconds() > 0) info.heartbeat_interval = std::chrono::seconds(p.heartbeat_seconds());
-    info.scheduled = std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::microseconds(p.scheduled_unix_us())));
-    info.sent = std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::microseconds(p.sent_unix_us())));
+    auto from_unix_us = [](int64_t us) {
+      return std::chrono::system_clock::time_point(
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds(us)));
+    };
+    info.scheduled = from_unix_us(p.scheduled_unix_us());
+    info.sent = from_unix_us(p.sent_unix_us());
     info.traceparent = p.traceparent();
     info.callback = p.callback();
     info.compensation = p.compensation();
