@@ -182,7 +182,14 @@ grpc::Status SagaService::RedriveExecution(grpc::ServerContext*,
 grpc::Status SagaService::GetActivityTask(grpc::ServerContext* ctx,
                                           const v1::GetActivityTaskRequest* req,
                                           v1::GetActivityTaskResponse* resp) {
-  auto r = c_->GetActivityTask(req->activity(), req->worker_name(), req->wait_seconds() * 1000,
+  if (req->wait_seconds() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "wait_seconds: must not be negative (0 or more than 60 waits 60 s)");
+  }
+  const int wait_ms = req->wait_seconds() == 0 || req->wait_seconds() > 60
+                          ? 60000
+                          : req->wait_seconds() * 1000;
+  auto r = c_->GetActivityTask(req->activity(), req->worker_name(), wait_ms,
                                [ctx] { return ctx->IsCancelled(); });
   if (!r.ok()) return ToGrpc(r.status());
   if (!r->task_token.empty() && ctx->IsCancelled()) {

@@ -41,7 +41,6 @@ std::string Cat(const A&... pieces) {
   return out;
 }
 
-constexpr int64_t kMaxSeconds = 99999999;          // Step Functions' cap on most counters
 constexpr int64_t kMaxDelaySecondsCap = 31622400;  // one (leap) year
 constexpr size_t kMaxNameChars = 80;
 

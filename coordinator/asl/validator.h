@@ -9,6 +9,7 @@
 #ifndef SAGA_COORDINATOR_ASL_VALIDATOR_H_
 #define SAGA_COORDINATOR_ASL_VALIDATOR_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct ValidationError {
   std::string message;  // plain English
   friend bool operator==(const ValidationError&, const ValidationError&) = default;
 };
+
+// Step Functions' cap on most counters and durations in seconds (Wait
+// Seconds, TimeoutSeconds, HeartbeatSeconds, IntervalSeconds, ...); the
+// engine applies it to the values their *Path variants find at run time too.
+inline constexpr int64_t kMaxSeconds = 99999999;
 
 // Largest definition text accepted (Step Functions: 1 MiB).
 inline constexpr size_t kMaxDefinitionBytes = 1024 * 1024;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "coordinator/asl/errors.h"
+#include "coordinator/asl/validator.h"
 #include "coordinator/common/status_macros.h"
 #include "coordinator/common/strings.h"
 
@@ -531,10 +532,13 @@ class Decider {
                                           std::string_view field, const json::Value& input) {
     auto v = path.Evaluate(input, ContextFor(f));
     if (!v.ok()) return NotFoundPath(field, path, v.status());
-    if (!v->is_integral() || v->as_double() <= 0) {
-      return asl::AslError(asl::kStatesRuntime,
-                           saga::StrCat(field, " '", path.text(),
-                                        "' must point to a positive integer, found ", v->Dump()));
+    // At most what the static field allows (TimeoutSeconds, HeartbeatSeconds:
+    // 99999999): a larger one would overflow the deadline's arithmetic.
+    if (!v->is_integral() || v->as_double() <= 0 || v->as_double() > asl::kMaxSeconds) {
+      return asl::AslError(
+          asl::kStatesRuntime,
+          saga::StrCat(field, " '", path.text(), "' must point to a positive integer of at most ",
+                       asl::kMaxSeconds, ", found ", v->Dump()));
     }
     return static_cast<int64_t>(v->as_double());
   }
@@ -619,6 +623,14 @@ class Decider {
         return asl::AslError(asl::kStatesRuntime,
                              saga::StrCat("The SecondsPath parameter references a negative value: ",
                                           where, " == ", v->Dump()));
+      }
+      // At most what Seconds allows (99999999, three years: longer than a
+      // Standard execution may run); more would overflow the fire time.
+      if (v->as_double() > asl::kMaxSeconds) {
+        return asl::AslError(asl::kStatesRuntime,
+                             saga::StrCat("The SecondsPath parameter references a value larger "
+                                          "than ",
+                                          asl::kMaxSeconds, ": ", where, " == ", v->Dump()));
       }
       return now_ + static_cast<int64_t>(v->as_double() * 1e6);
     }

@@ -723,6 +723,18 @@ TEST_F(Api, LongPollWithoutTasksReturnsAnEmptyTokenAfterWaitSeconds) {
   req.set_activity("");
   EXPECT_TRUE(
       HasCode(stub_->GetActivityTask(&bad, req, &resp), grpc::INVALID_ARGUMENT, "activity"));
+  req.set_activity("nothing-here");
+  grpc::ClientContext negative;
+  req.set_wait_seconds(-1);
+  EXPECT_TRUE(HasCode(stub_->GetActivityTask(&negative, req, &resp), grpc::INVALID_ARGUMENT,
+                      "wait_seconds"));
+  // More than 60 waits 60 s (it overflowed the milliseconds once: found by
+  // ApiMutation under UBSan); the caller's deadline ends it.
+  grpc::ClientContext huge;
+  huge.set_deadline(std::chrono::system_clock::now() + milliseconds(300));
+  req.set_wait_seconds(INT32_MAX);
+  EXPECT_EQ(stub_->GetActivityTask(&huge, req, &resp).error_code(), grpc::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(c_->running());
 }
 
 TEST_F(Api, StoppedExecutionsTaskIsNeverDispatched) {
