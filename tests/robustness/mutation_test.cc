@@ -19,7 +19,10 @@
 // (a longer campaign); SAGA_MUTATION_SEED=S changes the seed.
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -354,6 +357,67 @@ class Mutator {
   const std::vector<Case>* corpus_;
 };
 
+// How the engine runs ended, for the summary line.
+std::map<std::string, int64_t>& RunCounts() {
+  static std::map<std::string, int64_t> counts;
+  return counts;
+}
+
+// The names of every Task state, in branches and Map processors too.
+void TaskStates(const Value& v, std::set<std::string>* out, int depth = 0) {
+  if (depth > 30) return;
+  if (v.is_object()) {
+    if (const Value* states = v.Find("States"); states && states->is_object()) {
+      for (const auto& [name, st] : states->as_object()) {
+        const Value* type = st.is_object() ? st.Find("Type") : nullptr;
+        if (type && type->is_string() && type->as_string() == "Task") out->insert(name);
+      }
+    }
+    for (const auto& [k, c] : v.as_object()) TaskStates(c, out, depth + 1);
+  } else if (v.is_array()) {
+    for (const auto& c : v.as_array()) TaskStates(c, out, depth + 1);
+  }
+}
+
+// A mock configuration (state machine "M", test case "T") under which each
+// Task state (and its compensation) throws for its first invocations, then
+// returns a small object.
+Value FailingMocks(const Value& definition, uint64_t seed) {
+  static const char* kErrors[] = {"States.TaskFailed", "States.Timeout", "Custom.Error",
+                                  "States.HeartbeatTimeout", "States.Permissions"};
+  std::set<std::string> tasks;
+  TaskStates(definition, &tasks);
+  Value test_case = Value::EmptyObject(), responses = Value::EmptyObject();
+  size_t i = 0;
+  for (const std::string& name : tasks) {
+    const std::string ref = "R" + std::to_string(i++);
+    Value thrown = Value::EmptyObject();
+    thrown.Set("Error", Value(kErrors[(seed + i) % std::size(kErrors)]));
+    thrown.Set("Cause", Value("mutant"));
+    Value th = Value::EmptyObject();
+    th.Set("Throw", thrown);
+    Value ret = Value::EmptyObject();
+    Value result = Value::EmptyObject();
+    result.Set("ok", Value(true));
+    ret.Set("Return", result);
+    Value r = Value::EmptyObject();
+    const int64_t fails = static_cast<int64_t>((seed / 2 + i) % 4);
+    if (fails > 0) r.Set(fails == 1 ? "0" : "0-" + std::to_string(fails - 1), th);
+    r.Set(std::to_string(fails) + "-1000", ret);
+    responses.Set(ref, r);
+    test_case.Set(name, Value(ref));
+    test_case.Set(name + ".Compensation", Value(ref));
+  }
+  Value machines = Value::EmptyObject(), m = Value::EmptyObject(), cases = Value::EmptyObject();
+  cases.Set("T", test_case);
+  m.Set("TestCases", cases);
+  machines.Set("M", m);
+  Value config = Value::EmptyObject();
+  config.Set("StateMachines", machines);
+  config.Set("MockedResponses", responses);
+  return config;
+}
+
 // Checks one text; returns a description of what went wrong, or "".
 std::string CheckOne(const std::string& text, const Value& input, uint64_t seed) {
   auto parsed = json::Parse(text);
@@ -374,9 +438,24 @@ std::string CheckOne(const std::string& text, const Value& input, uint64_t seed)
   engine::OfflineOptions o;
   o.seed = seed;
   o.keep_history = false;
-  auto run = engine::RunOffline(*compiled, input, nullptr, o);
+  // Half of the runs answer Task states from mocks that fail first (so that
+  // Retry, Catch and compensation run), the others echo their input.
+  std::optional<engine::MockConfig> mocks;
+  if (seed % 2 == 0) {
+    if (auto parsed_def = json::Parse(text); parsed_def.ok()) {
+      auto config = FailingMocks(*parsed_def, seed);
+      auto m = engine::MockConfig::FromJson(config, "M", "T");
+      if (!m.ok()) return "mocks: " + std::string(m.status().message());
+      mocks = *std::move(m);
+    }
+  }
+  auto run = engine::RunOffline(*compiled, input, mocks ? &*mocks : nullptr, o);
   if (!run.ok() && run.status().code() == absl::StatusCode::kInternal) {
     return "engine: " + std::string(run.status().message());
+  }
+  if (run.ok()) {
+    ++RunCounts()[std::string(engine::ExecutionStatusName(run->status)) +
+                  (run->error ? " " + *run->error : "")];
   }
   return "";
 }
@@ -414,7 +493,9 @@ TEST(Mutation, CorpusMutantsNeverCrashAndKeepTheInvariants) {
   EXPECT_EQ(failures, 0);
   // The mutants must reach the engine, not only the validator.
   EXPECT_GT(compiled_runs, ran / 10) << ran << " mutants, " << compiled_runs << " compiled";
-  std::cout << ran << " mutants, " << compiled_runs << " compiled and ran\n";
+  std::cout << ran << " mutants, " << compiled_runs << " compiled and ran:";
+  for (const auto& [how, count] : RunCounts()) std::cout << " " << how << " " << count << ";";
+  std::cout << "\n";
 }
 
 // Random JSONPaths, intrinsic calls and Choice rules, evaluated against
