@@ -194,21 +194,36 @@ class Decider {
 
   absl::Status Handle(const TaskHeartbeatCommand& c) { return TaskFrame(c.task_id).status(); }
 
+  // A task result over the payload limit fails the task, as on AWS
+  // (LambdaFunctionFailed with States.DataLimitExceeded, recorded by
+  // LocalStack; the result is not recorded, and Catch and Retry apply).
+  static std::string ResultTooLarge(std::string_view resource) {
+    return saga::StrCat("The state/task '", resource,
+                        "' returned a result with a size exceeding the maximum number of bytes "
+                        "service limit.");
+  }
+
   absl::Status Handle(const TaskSucceededCommand& c) {
     ASSIGN_OR_RETURN(Frame * f, TaskFrame(c.task_id));
-    if (IsCompensation(*f)) return CompensationSucceeded(f, c.output);
+    const bool too_large = c.too_large || !json::FitsIn(c.output, asl::kMaxPayloadBytes);
+    if (IsCompensation(*f)) {
+      if (!too_large) return CompensationSucceeded(f, c.output);
+      const CompensationRecord* rec = Record(f->compensation_seq);
+      const asl::State* target = rec ? FindStateAnywhere(rec->state_name) : nullptr;
+      const std::string resource =
+          target && target->compensation ? target->compensation->resource : std::string();
+      return CompensationFailed(
+          f, Failure::Of(asl::kStatesDataLimitExceeded, ResultTooLarge(resource)), false);
+    }
+    if (too_large) {
+      return Handle(TaskFailedCommand{c.task_id, std::string(asl::kStatesDataLimitExceeded),
+                                      ResultTooLarge(f->current().resource)});
+    }
     succeeded_task_ = c.task_id;
     const State& st = f->current();
     json::Value d = Details("taskId", json::Value(c.task_id));
     d.Set("output", c.output);
     RETURN_IF_ERROR(Emit(EventType::kActivitySucceeded, f->id, st.name, std::move(d)));
-    if (!json::FitsIn(c.output, asl::kMaxPayloadBytes)) {
-      return HandleStateError(
-          f->id, Failure::Of(asl::kStatesDataLimitExceeded,
-                             saga::StrCat("The state/task '", st.name,
-                                          "' returned a result with a size exceeding the "
-                                          "maximum number of bytes service limit.")));
-    }
     return ProcessResult(f->id, c.output);
   }
 

@@ -47,6 +47,10 @@ struct TaskHeartbeatCommand {
 struct TaskSucceededCommand {
   int64_t task_id = 0;
   json::Value output;
+  // The result was larger than the payload limit (asl::kMaxPayloadBytes) and
+  // not kept (`output` is null): the task fails with
+  // States.DataLimitExceeded, as one whose `output` is too large does.
+  bool too_large = false;
 };
 struct TaskFailedCommand {
   int64_t task_id = 0;

@@ -1347,9 +1347,25 @@ absl::StatusOr<Coordinator::CommandSpec> Coordinator::SucceedCommand(const std::
                                                                       bool from_worker) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
-  if (output.size() > asl::kMaxPayloadBytes) {
+  const bool too_large = output.size() > asl::kMaxPayloadBytes;
+  if (too_large && !from_worker) {  // SendTaskSuccess: refused, as AWS's API does
     return absl::InvalidArgumentError(
         saga::StrCat("output: larger than ", asl::kMaxPayloadBytes, " bytes"));
+  }
+  if (too_large) {
+    // A worker's result (a Lambda's, on AWS): the task fails with
+    // States.DataLimitExceeded, which Catch and Retry see; the result is
+    // neither parsed nor kept.
+    CommandSpec c;
+    c.execution_id = ref->execution_id;
+    c.make = [task_id = ref->task_id](const engine::ExecutionState& st, storage::TransitionTxn&)
+        -> absl::StatusOr<std::optional<engine::Command>> {
+      if (st.finished() || !st.open_tasks.count(task_id)) return StaleTask();
+      if (IsCallback(st, task_id)) return NoWrite();  // waits for SendTaskSuccess
+      engine::TaskSucceededCommand too_large_result{task_id, json::Value(), true};
+      return std::optional<engine::Command>(std::move(too_large_result));
+    };
+    return c;
   }
   auto out = json::Parse(output.empty() ? "null" : output);
   if (!out.ok()) {

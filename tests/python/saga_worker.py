@@ -359,8 +359,8 @@ class StreamWorker:
 
         def on_ack(ack):
             if succeeded and ack.code == INVALID_ARGUMENT:
-                # The output was refused (larger than 262,144 bytes...): the
-                # task would stay open, so fail it instead.
+                # The output was refused (not JSON): the task would stay
+                # open, so fail it instead.
                 self._send_result(task, pb.WorkerMessage(fail=pb.FailTask(
                     task_token=task.token, error="Saga.InvalidOutput", cause=ack.message)))
                 return

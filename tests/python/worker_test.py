@@ -13,8 +13,9 @@ serving tiny.echo) and a saga_worker.StreamWorker (py.*), then:
   1. runs a state machine mixing them: py.double (HeartbeatSeconds, with a
      Compensation), tiny.echo, py.refuse (TaskError caught by a Catch), a
      Compensate state (py.undo), py.big (an output over the payload limit,
-     which the worker turns into a failure), a .waitForTaskToken task
-     (py.notify, completed by SendTaskSuccess) and py.polled, taken by a
+     which fails the task with States.DataLimitExceeded, as on Step
+     Functions), a .waitForTaskToken task (py.notify, completed by
+     SendTaskSuccess) and py.polled, taken by a
      long-poll client (GetActivityTask + SendTaskSuccess);
   2. checks the output, the history's workerName per state, and the pushed
      tasks' idempotency keys, traceparents, callback and compensation fields;
@@ -70,7 +71,7 @@ DEFINITION = {
                    "Next": "RollBack"},
         "RollBack": {"Type": "Compensate", "ResultPath": "$.rollback", "Next": "Big"},
         "Big": {"Type": "Task", "Resource": "py.big", "ResultPath": "$.big",
-                "Catch": [{"ErrorEquals": ["Saga.InvalidOutput"], "ResultPath": "$.big",
+                "Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "ResultPath": "$.big",
                            "Next": "Notify"}],
                 "Next": "Notify"},
         "Notify": {"Type": "Task", "Resource": "py.notify.waitForTaskToken",
@@ -363,7 +364,7 @@ def run_main_execution(ctl, side, stub, watch):
     check(out.get("caught", {}).get("Error") == "Py.Refused", f"caught TaskError missing: {out}")
     check(out.get("rollback") == [{"state": "Double", "status": "COMPENSATED"}],
           f"compensation missing: {out}")
-    check(out.get("big", {}).get("Error") == "Saga.InvalidOutput",
+    check(out.get("big", {}).get("Error") == "States.DataLimitExceeded",
           f"an oversized output did not fail the task: {out.get('big')}")
     check(out.get("notified") == {"confirmed": True}, f"callback result missing: {out}")
     check(out.get("polled") == {"polled_by": POLLER, "doubled": 42}, f"long-poll result: {out}")
@@ -590,7 +591,9 @@ def main():
         stats, worker = worker.stats, None
         check(stopped_in < 3, f"StreamWorker.stop took {stopped_in:.1f} s")
         check(stats["tasks_released"] == 0 and stats["results_refused"] == 0 and
-              stats["tasks_succeeded"] == 5 and stats["tasks_failed"] == 2,
+              # py.big's result is accepted (the coordinator fails the task
+              # with States.DataLimitExceeded); py.refuse's TaskError failed.
+              stats["tasks_succeeded"] == 6 and stats["tasks_failed"] == 1,
               f"Python worker stats after stop: {stats}")
         check(cxx.poll() is None, f"tiny_worker exited with {cxx.returncode}")
         log(f"PASS in {time.monotonic() - started:.1f} s")
