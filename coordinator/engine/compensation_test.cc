@@ -127,6 +127,32 @@ TEST(CompensationTest, ExhaustedCompensationFailsTheExecutionListingWhatIsLeft) 
   EXPECT_THAT(Compensated(r, EventType::kCompensationSucceeded), testing::IsEmpty());
 }
 
+// A compensation whose result is over the payload limit fails with
+// States.DataLimitExceeded, as a task's does, naming its resource; the
+// result is not recorded.
+TEST(CompensationTest, OversizedCompensationResultFailsTheCompensation) {
+  const std::string big = "\"" + std::string(262144, 'z') + "\"";
+  const std::string mocks = R"({"StateMachines":{"M":{"TestCases":{
+    "T":{"Reserve":"R","Charge":"C","Ship":"Boom","Charge.Compensation":"Big"}}}},
+    "MockedResponses":{
+      "R":{"0":{"Return":{"id":"res-1"}}},
+      "C":{"0":{"Return":{"charge":"ch-9"}}},
+      "Boom":{"0":{"Throw":{"Error":"Ship.Down","Cause":"no trucks"}}},
+      "Big":{"0":{"Return":)" + big + "}}}}";
+  auto r = RunSaga(kSaga, R"({"sku":"B-1"})", mocks, "T");
+  EXPECT_EQ(r.status, ExecutionStatus::kFailed);
+  EXPECT_EQ(r.error, "Saga.CompensationFailed");
+  const Event* failed = nullptr;
+  for (const auto& e : r.history) {
+    if (e.type == EventType::kCompensationFailed) failed = &e;
+    EXPECT_FALSE(e.type == EventType::kCompensationSucceeded &&
+                 e.details.Find("compensatedState")->as_string() == "Charge");
+  }
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->details.Find("error")->as_string(), "States.DataLimitExceeded");
+  EXPECT_THAT(failed->details.Find("cause")->as_string(), testing::HasSubstr("'payments.refund'"));
+}
+
 TEST(CompensationTest, NothingCompletedCompensatesNothing) {
   auto m = asl::CompileText(R"({"StartAt":"A","States":{
       "A":{"Type":"Task","Resource":"a","Compensation":{"Resource":"undo.a"},

@@ -1347,40 +1347,34 @@ absl::StatusOr<Coordinator::CommandSpec> Coordinator::SucceedCommand(const std::
                                                                       bool from_worker) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
+  // A worker's result over the payload limit (a Lambda's, on AWS) fails the
+  // task with States.DataLimitExceeded, which Catch and Retry see; it is
+  // neither parsed nor kept. SendTaskSuccess refuses it, as AWS's API does.
   const bool too_large = output.size() > asl::kMaxPayloadBytes;
-  if (too_large && !from_worker) {  // SendTaskSuccess: refused, as AWS's API does
+  if (too_large && !from_worker) {
     return absl::InvalidArgumentError(
         saga::StrCat("output: larger than ", asl::kMaxPayloadBytes, " bytes"));
   }
-  if (too_large) {
-    // A worker's result (a Lambda's, on AWS): the task fails with
-    // States.DataLimitExceeded, which Catch and Retry see; the result is
-    // neither parsed nor kept.
-    CommandSpec c;
-    c.execution_id = ref->execution_id;
-    c.make = [task_id = ref->task_id](const engine::ExecutionState& st, storage::TransitionTxn&)
-        -> absl::StatusOr<std::optional<engine::Command>> {
-      if (st.finished() || !st.open_tasks.count(task_id)) return StaleTask();
-      if (IsCallback(st, task_id)) return NoWrite();  // waits for SendTaskSuccess
-      engine::TaskSucceededCommand too_large_result{task_id, json::Value(), true};
-      return std::optional<engine::Command>(std::move(too_large_result));
-    };
-    return c;
-  }
-  auto out = json::Parse(output.empty() ? "null" : output);
-  if (!out.ok()) {
-    return absl::InvalidArgumentError(saga::StrCat("output: ", saga::ToStd(out.status().message())));
+  json::Value out;
+  if (!too_large) {
+    auto parsed = json::Parse(output.empty() ? "null" : output);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          saga::StrCat("output: ", saga::ToStd(parsed.status().message())));
+    }
+    out = *std::move(parsed);
   }
   CommandSpec c;
   c.execution_id = ref->execution_id;
-  c.make = [task_id = ref->task_id, out = *std::move(out), from_worker](
+  c.make = [task_id = ref->task_id, out = std::move(out), from_worker, too_large](
                const engine::ExecutionState& st,
                storage::TransitionTxn&) -> absl::StatusOr<std::optional<engine::Command>> {
     if (st.finished() || !st.open_tasks.count(task_id)) return StaleTask();
     // A callback task's worker only acknowledges the dispatch: the state
     // waits for SendTaskSuccess/SendTaskFailure with the token.
     if (from_worker && IsCallback(st, task_id)) return NoWrite();
-    return std::optional<engine::Command>(engine::TaskSucceededCommand{task_id, out});
+    return std::optional<engine::Command>(
+        engine::TaskSucceededCommand{task_id, out, too_large});
   };
   return c;
 }

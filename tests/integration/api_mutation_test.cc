@@ -22,6 +22,7 @@
 #include "google/protobuf/reflection.h"
 #include "gtest/gtest.h"
 #include "tests/integration/pg_test.h"
+#include "tests/robustness/mutator.h"
 
 namespace saga::itest {
 namespace {
@@ -150,11 +151,6 @@ class RandomFill {
   std::map<std::string, std::vector<std::string>> likely_;
 };
 
-int64_t EnvInt(const char* name, int64_t fallback) {
-  const char* s = std::getenv(name);
-  return s && *s ? std::strtoll(s, nullptr, 10) : fallback;
-}
-
 // "" when a client can act on `s`.
 std::string Unusable(const grpc::Status& s, const std::string& rpc) {
   // Express workflows come later: refused as the issue says.
@@ -241,7 +237,8 @@ TEST_F(ApiMutation, RandomRequestsGetUsableAnswersAndLoseNothing) {
       "-1",
       "0",
       "abc=="};
-  RandomFill fill(static_cast<uint64_t>(EnvInt("SAGA_API_MUTATION_SEED", 20261202)), strings);
+  RandomFill fill(static_cast<uint64_t>(mutation::EnvInt("SAGA_API_MUTATION_SEED", 20261202)),
+                  strings);
   for (const char* f : {"state_machine", "name"}) fill.Likely(f, "fuzz");
   fill.Likely("state_machine", "arn:saga:states:::stateMachine:fuzz");
   for (int i = 0; i < 4; ++i) fill.Likely("name", "n" + std::to_string(i));
@@ -254,7 +251,7 @@ TEST_F(ApiMutation, RandomRequestsGetUsableAnswersAndLoseNothing) {
   fill.Likely("task_token", token);
   for (const std::string& arn : accepted) fill.Likely("execution_arn", arn);
 
-  const int64_t n = EnvInt("SAGA_API_MUTATIONS", 400);
+  const int64_t n = mutation::EnvInt("SAGA_API_MUTATIONS", 400);
   int failures = 0;
   auto check = [&](const grpc::Status& s, const std::string& rpc, const Message& req) {
     if (std::string bad = Unusable(s, rpc); !bad.empty() && ++failures <= 10) {
@@ -409,12 +406,6 @@ TEST_F(ApiMutation, RandomRequestsGetUsableAnswersAndLoseNothing) {
     std::cout << " " << rpc << " " << ok[rpc] << "/" << count;
   std::cout << "\n";
 }
-
-}  // namespace
-}  // namespace saga::itest
-
-namespace saga::itest {
-namespace {
 
 // A stream that registers twice is refused with INVALID_ARGUMENT naming
 // register, whether or not tasks were pushed to it meanwhile.
