@@ -3,7 +3,7 @@
 # Safe to run repeatedly: apt-get runs only when something is missing.
 set -euo pipefail
 PACKAGES=(
-  g++ cmake ninja-build pkg-config git ca-certificates
+  g++ cmake ninja-build pkg-config git ca-certificates openssl
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpqxx-dev postgresql zlib1g-dev liblz4-dev libzstd-dev

@@ -3,8 +3,10 @@
 //   saga-coordinator --listen HOST:PORT --database-url CONNINFO
 //                    [--no-migrate] [--pool-size N] [--token-secret S]
 //                    [--history-compression-from BYTES]
+//                    [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
 // Flags fall back to SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE,
-// SAGA_TOKEN_SECRET and SAGA_HISTORY_COMPRESSION_FROM. Wiring only:
+// SAGA_TOKEN_SECRET, SAGA_HISTORY_COMPRESSION_FROM, SAGA_TLS_CERT, SAGA_TLS_KEY
+// and SAGA_TLS_CLIENT_CA. Wiring only:
 // configuration, migrations, the gRPC server, signals. SIGTERM/SIGINT drain:
 // stop taking new work, finish in-flight RPCs (long polls return empty), exit 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -14,7 +16,10 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <random>
 #include <thread>
 
@@ -30,12 +35,17 @@ constexpr char kUsage[] =
     "usage: saga-coordinator --listen HOST:PORT --database-url CONNINFO [--no-migrate]\n"
     "                        [--pool-size N] [--token-secret SECRET]\n"
     "                        [--history-compression-from BYTES]\n"
+    "                        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "  (or SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE, SAGA_TOKEN_SECRET,\n"
-    "   SAGA_HISTORY_COMPRESSION_FROM)\n"
+    "   SAGA_HISTORY_COMPRESSION_FROM, SAGA_TLS_CERT, SAGA_TLS_KEY, SAGA_TLS_CLIENT_CA)\n"
     "  --history-compression-from: history rows (a transition's events) of at least\n"
     "  this many bytes of JSON are stored compressed (zstd with a dictionary of the\n"
     "  history format) when that saves a fifth (default 64; 0 stores every row as\n"
-    "  readable JSON text)\n";
+    "  readable JSON text)\n"
+    "  --tls-cert, --tls-key: serve gRPC over TLS with this PEM certificate chain and\n"
+    "  private key (without them the port is plaintext)\n"
+    "  --tls-client-ca: also require every client (workers, sagactl) to present a\n"
+    "  certificate signed by one of these PEM CA certificates (mutual TLS)\n";
 
 std::string Env(const char* name, const std::string& def = "") {
   const char* v = std::getenv(name);
@@ -45,6 +55,35 @@ std::string Env(const char* name, const std::string& def = "") {
 int Fail(const std::string& msg) {
   std::cerr << "saga-coordinator: " << msg << "\n";
   return 1;
+}
+
+// The PEM file `path` given to `flag`, checked for `marker` (e.g. "CERTIFICATE"
+// in "-----BEGIN CERTIFICATE-----"); on a problem, the message naming both.
+std::optional<std::string> ReadPem(const std::string& flag, const std::string& path,
+                                   const std::string& marker, std::string* error) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream text;
+  if (f) text << f.rdbuf();
+  if (!f || f.bad()) {
+    *error = flag + ": cannot read '" + path + "'";
+    return std::nullopt;
+  }
+  std::string pem = text.str();
+  const std::string begin = "-----BEGIN ";
+  bool found = false;
+  for (size_t at = pem.find(begin); at != std::string::npos; at = pem.find(begin, at + 1)) {
+    size_t end = pem.find("-----", at + begin.size());
+    if (end != std::string::npos && pem.compare(end - marker.size(), marker.size(), marker) == 0) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    *error = flag + ": '" + path + "' holds no PEM block ending in " + marker +
+             " (-----BEGIN ..." + marker + "-----)";
+    return std::nullopt;
+  }
+  return pem;
 }
 
 }  // namespace
@@ -66,6 +105,9 @@ int main(int argc, char** argv) {
   std::string secret = Env("SAGA_TOKEN_SECRET");
   int pool = std::atoi(Env("SAGA_POOL_SIZE", "16").c_str());
   std::string compress_from = Env("SAGA_HISTORY_COMPRESSION_FROM", "64");
+  std::string tls_cert = Env("SAGA_TLS_CERT");
+  std::string tls_key = Env("SAGA_TLS_KEY");
+  std::string tls_client_ca = Env("SAGA_TLS_CLIENT_CA");
   bool migrate = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -79,6 +121,9 @@ int main(int argc, char** argv) {
     if (a == "--database-url" && value(&db)) continue;
     if (a == "--token-secret" && value(&secret)) continue;
     if (a == "--history-compression-from" && value(&compress_from)) continue;
+    if (a == "--tls-cert" && value(&tls_cert)) continue;
+    if (a == "--tls-key" && value(&tls_key)) continue;
+    if (a == "--tls-client-ca" && value(&tls_client_ca)) continue;
     if (a == "--pool-size" && value(&v)) {
       pool = std::atoi(v.c_str());
       continue;
@@ -96,6 +141,32 @@ int main(int argc, char** argv) {
   }
   if (db.empty()) return Fail("--database-url (or SAGA_DATABASE_URL) is required");
   if (pool < 1 || pool > 256) return Fail("--pool-size must be between 1 and 256");
+  // TLS: read and check the files before touching the database.
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  const bool tls = !tls_cert.empty() || !tls_key.empty();
+  if (tls_cert.empty() != tls_key.empty()) {
+    return Fail(tls_cert.empty() ? "--tls-key needs --tls-cert (or SAGA_TLS_CERT)"
+                                 : "--tls-cert needs --tls-key (or SAGA_TLS_KEY)");
+  }
+  if (!tls && !tls_client_ca.empty()) {
+    return Fail("--tls-client-ca needs --tls-cert and --tls-key (clients are verified over TLS)");
+  }
+  if (tls) {
+    std::string error;
+    auto cert = ReadPem("--tls-cert", tls_cert, "CERTIFICATE", &error);
+    if (!cert) return Fail(error);
+    auto key = ReadPem("--tls-key", tls_key, "PRIVATE KEY", &error);
+    if (!key) return Fail(error);
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    if (!tls_client_ca.empty()) {
+      auto ca = ReadPem("--tls-client-ca", tls_client_ca, "CERTIFICATE", &error);
+      if (!ca) return Fail(error);
+      ssl.pem_root_certs = *ca;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    credentials = grpc::SslServerCredentials(ssl);
+  }
 
   saga::storage::PgStoreOptions store_options;
   {
@@ -150,13 +221,18 @@ int main(int argc, char** argv) {
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 64);
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, credentials, &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) return Fail("cannot listen on " + listen);
+  if (!server || port == 0) {
+    return Fail("cannot listen on " + listen +
+                (tls ? " (or the --tls-cert certificate does not match the --tls-key key)" : ""));
+  }
   coordinator.Start();
   std::cerr << "saga-coordinator: listening on " << listen.substr(0, listen.rfind(':')) << ":"
-            << port << " (schema version " << saga::storage::PgStore::LatestSchemaVersion() << ")"
+            << port << " (schema version " << saga::storage::PgStore::LatestSchemaVersion()
+            << (tls_client_ca.empty() ? (tls ? ", TLS" : "") : ", TLS with client certificates")
+            << ")"
             << std::endl;
 
   std::thread stopper([&] {

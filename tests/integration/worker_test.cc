@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <sstream>
+#include <fstream>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -1004,6 +1007,164 @@ TEST_F(Workers, ParallelBranchesFinishingTogetherNeitherConflictNorReplay) {
   ASSERT_EQ(coordinator_->Terminate(seconds(15)), 0);
   EXPECT_THAT(coordinator_->Stderr(), ::testing::HasSubstr(" 0 unlocked conflicts, 0 replays"))
       << coordinator_->Stderr();
+}
+
+// --- TLS ------------------------------------------------------------------------------
+
+// A CA, a server certificate for 127.0.0.1, a client certificate and an
+// unrelated CA, made with
+// the openssl command in a fresh folder.
+struct TestPki {
+  std::string dir;
+  bool ok = false;
+  TestPki() {
+    char tmpl[] = "/tmp/saga-tls-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return;
+    dir = tmpl;
+    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    const std::string script =
+        "cd " + dir + " && exec >openssl.log 2>&1 && " +
+        "openssl req -x509 " + key + " -keyout ca.key -out ca.pem -days 2 -subj /CN=saga-test-ca && " +
+        "openssl req -x509 " + key + " -keyout other-ca.key -out other-ca.pem -days 2 " +
+        "-subj /CN=another-ca && " +
+        "openssl req " + key + " -keyout server.key -out server.csr -subj /CN=localhost && " +
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && " +
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
+        "-extfile san.ext -out server.pem && " +
+        "openssl req " + key + " -keyout client.key -out client.csr -subj /CN=saga-test-worker && " +
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
+        "-out client.pem";
+    ok = std::system(script.c_str()) == 0;
+  }
+  ~TestPki() {
+    if (!dir.empty()) std::system(("rm -rf " + dir).c_str());
+  }
+  std::string Path(const std::string& name) const { return dir + "/" + name; }
+  std::string Read(const std::string& name) const {
+    std::ifstream f(Path(name));
+    std::ostringstream text;
+    text << f.rdbuf();
+    return text.str();
+  }
+};
+
+std::unique_ptr<Stub> TlsStub(const std::string& address, const TestPki& pki, bool client_cert) {
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = pki.Read("ca.pem");
+  if (client_cert) {
+    o.pem_private_key = pki.Read("client.key");
+    o.pem_cert_chain = pki.Read("client.pem");
+  }
+  return pb::SagaCoordinator::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(o)));
+}
+
+class WorkersOverTls : public PgTest {};
+
+TEST_F(WorkersOverTls, AWorkerRunsATaskOverTlsAndPlaintextClientsAreRefused) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
+  CoordinatorOptions o;
+  o.extra_args = {"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key")};
+  auto c = Start(o);
+  ASSERT_NE(c, nullptr);
+  EXPECT_THAT(c->Stderr(), ::testing::HasSubstr(", TLS)"));
+  auto stub = TlsStub(c->address(), pki, /*client_cert=*/false);
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub.get(), "Secure", OneTask("w.secure"))));
+
+  sw::WorkerOptions wo = Options(c->address(), "secure-worker");
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pki.Read("ca.pem");
+  wo.credentials = grpc::SslCredentials(ssl);
+  sw::Worker w(wo);
+  w.Register("w.secure", [](sw::TaskContext& ctx) -> sw::Result {
+    return R"({"seen":)" + ctx.input() + "}";
+  });
+  w.Start();
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub.get(), "Secure", "", R"({"n":1})", &arn)));
+  pb::Execution e = WaitFinished(stub.get(), arn, seconds(20));
+  EXPECT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()), ParseJson(R"({"seen":{"n":1}})"));
+  w.Shutdown(seconds(1));
+
+  // A plaintext client cannot talk to it, nor one that does not trust its CA.
+  auto plain = c->NewStub();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+  pb::DescribeExecutionRequest req;
+  req.set_execution_arn(arn);
+  pb::Execution out;
+  EXPECT_EQ(plain->DescribeExecution(&ctx, req, &out).error_code(), grpc::StatusCode::UNAVAILABLE);
+  grpc::SslCredentialsOptions wrong;
+  wrong.pem_root_certs = pki.Read("other-ca.pem");  // not the CA that signed its certificate
+  auto untrusting =
+      pb::SagaCoordinator::NewStub(grpc::CreateChannel(c->address(), grpc::SslCredentials(wrong)));
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + seconds(5));
+  EXPECT_EQ(untrusting->DescribeExecution(&ctx2, req, &out).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(WorkersOverTls, WithAClientCaOnlyClientsWithACertificateOfItGetIn) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
+  CoordinatorOptions o;
+  o.extra_args = {"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key"),
+                  "--tls-client-ca", pki.Path("ca.pem")};
+  auto c = Start(o);
+  ASSERT_NE(c, nullptr);
+  EXPECT_THAT(c->Stderr(), ::testing::HasSubstr("TLS with client certificates"));
+  pb::ListStateMachinesRequest req;
+  pb::ListStateMachinesResponse out;
+  {
+    auto anonymous = TlsStub(c->address(), pki, /*client_cert=*/false);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    EXPECT_EQ(anonymous->ListStateMachines(&ctx, req, &out).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+  }
+  auto stub = TlsStub(c->address(), pki, /*client_cert=*/true);
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub.get(), "Mutual", OneTask("w.mutual"))));
+  sw::WorkerOptions wo = Options(c->address(), "mutual-worker");
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pki.Read("ca.pem");
+  ssl.pem_private_key = pki.Read("client.key");
+  ssl.pem_cert_chain = pki.Read("client.pem");
+  wo.credentials = grpc::SslCredentials(ssl);
+  sw::Worker w(wo);
+  w.Register("w.mutual", [](sw::TaskContext& ctx) -> sw::Result { return ctx.input(); });
+  w.Start();
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub.get(), "Mutual", "", "[7]", &arn)));
+  EXPECT_EQ(WaitFinished(stub.get(), arn, seconds(20)).status(), pb::SUCCEEDED);
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(WorkersOverTls, BadTlsFlagsStopTheCoordinatorWithAMessageNamingTheFlag) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--tls-cert", pki.Path("server.pem")}, "--tls-cert needs --tls-key"},
+      {{"--tls-key", pki.Path("server.key")}, "--tls-key needs --tls-cert"},
+      {{"--tls-client-ca", pki.Path("ca.pem")}, "--tls-client-ca needs --tls-cert"},
+      {{"--tls-cert", pki.Path("missing.pem"), "--tls-key", pki.Path("server.key")},
+       "--tls-cert: cannot read"},
+      {{"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.pem")},
+       "--tls-key: '" + pki.Path("server.pem") + "' holds no PEM block ending in PRIVATE KEY"},
+      {{"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("client.key")},
+       "does not match the --tls-key key"},
+  };
+  for (const Case& k : cases) {
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--database-url", dsn()};
+    args.insert(args.end(), k.args.begin(), k.args.end());
+    CoordinatorProcess p(args, "bad-tls");
+    EXPECT_EQ(p.WaitExit(seconds(20)), std::optional<int>(1)) << k.message;
+    EXPECT_THAT(p.Stderr(), ::testing::HasSubstr(k.message));
+  }
 }
 
 }  // namespace
