@@ -9,7 +9,7 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: sagactl [--address HOST:PORT] COMMAND [ARGS]\n"
+    "usage: sagactl [CONNECTION FLAGS] COMMAND [ARGS]\n"
     "offline commands:\n"
     "  validate DEFINITION.json\n"
     "  test-run --definition DEF.json --input INPUT.json|- [--mock-config MOCK.json\n"
@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
     std::cout << Usage();
     return 0;
   }
-  if (cmd.rfind("--address", 0) == 0 || saga::cli::IsServerCommand(cmd)) {
+  if (cmd.rfind("--", 0) == 0 || saga::cli::IsServerCommand(cmd)) {
     return saga::cli::RunServerCommand(std::vector<std::string>(argv + 1, argv + argc), std::cout,
                                        std::cerr);
   }

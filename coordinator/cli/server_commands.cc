@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "coordinator/common/json.h"
+#include "coordinator/common/pem_file.h"
 #include "coordinator/common/strings.h"
 #include "saga/v1/saga.grpc.pb.h"
 
@@ -225,6 +226,99 @@ struct Args {
   }
 };
 
+// How to reach the server: flags before the command word or among its
+// flags, each falling back to an environment variable.
+struct Connection {
+  std::string address;
+  bool tls = false;
+  // A PEM file, and the flag or variable it came from (named in messages).
+  struct File {
+    std::string path, source;
+  };
+  std::optional<File> ca, cert, key;
+  std::string server_name;  // expected in the server's certificate
+};
+
+struct ConnectionFlag {
+  std::string_view flag, env;
+};
+constexpr ConnectionFlag kConnectionValueFlags[] = {
+    {"--address", "SAGA_ADDRESS"},
+    {"--tls-ca", "SAGA_TLS_CA"},
+    {"--tls-cert", "SAGA_TLS_CLIENT_CERT"},
+    {"--tls-key", "SAGA_TLS_CLIENT_KEY"},
+    {"--tls-server-name", "SAGA_TLS_SERVER_NAME"},
+};
+constexpr std::string_view kTlsSwitch = "--tls";
+
+bool IsConnectionValueFlag(std::string_view flag) {
+  for (const ConnectionFlag& f : kConnectionValueFlags) {
+    if (f.flag == flag) return true;
+  }
+  return false;
+}
+
+// The connection the flags in `args` and the environment describe; a
+// problem is a message naming the flag (or variable).
+absl::StatusOr<Connection> ConnectionOf(const Args& args) {
+  Connection c;
+  std::map<std::string_view, std::pair<std::string, std::string>> given;  // flag -> value, source
+  for (const ConnectionFlag& f : kConnectionValueFlags) {
+    if (args.values.count(f.flag)) {
+      given[f.flag] = {args.Get(f.flag), std::string(f.flag)};
+    } else if (const char* v = std::getenv(std::string(f.env).c_str()); v != nullptr && *v) {
+      given[f.flag] = {v, std::string(f.env)};
+    }
+  }
+  auto value = [&](std::string_view flag) -> const std::pair<std::string, std::string>* {
+    auto it = given.find(flag);
+    return it == given.end() ? nullptr : &it->second;
+  };
+  c.address = value("--address") ? value("--address")->first : kDefaultAddress;
+  if (c.address.empty()) return absl::InvalidArgumentError("--address: must be HOST:PORT");
+  const char* tls_env = std::getenv("SAGA_TLS");
+  c.tls = args.switches.count(kTlsSwitch) > 0 ||
+          (tls_env != nullptr &&
+           (std::string_view(tls_env) == "1" || std::string_view(tls_env) == "true"));
+  auto file = [&](std::string_view flag) -> std::optional<Connection::File> {
+    const auto* v = value(flag);
+    if (v == nullptr) return std::nullopt;
+    return Connection::File{v->first, v->second};
+  };
+  c.ca = file("--tls-ca");
+  c.cert = file("--tls-cert");
+  c.key = file("--tls-key");
+  if (const auto* v = value("--tls-server-name")) c.server_name = v->first;
+  if (c.cert.has_value() != c.key.has_value()) {
+    return absl::InvalidArgumentError(
+        c.cert ? saga::StrCat(c.cert->source, " needs --tls-key (or SAGA_TLS_CLIENT_KEY)")
+               : saga::StrCat(c.key->source, " needs --tls-cert (or SAGA_TLS_CLIENT_CERT)"));
+  }
+  c.tls = c.tls || c.ca || c.cert || !c.server_name.empty();
+  return c;
+}
+
+// Channel credentials for `c`: plaintext, or TLS trusting --tls-ca (else
+// gRPC's default roots) with the client certificate when given.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> CredentialsOf(const Connection& c) {
+  if (!c.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  if (c.ca) {
+    auto ca = ReadPemFile(c.ca->source, c.ca->path, "CERTIFICATE");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+  }
+  if (c.cert) {
+    auto cert = ReadPemFile(c.cert->source, c.cert->path, "CERTIFICATE");
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPemFile(c.key->source, c.key->path, "PRIVATE KEY");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 class Session;
 
 struct CommandSpec {
@@ -244,17 +338,20 @@ const std::vector<CommandSpec>& Commands();
 
 class Session {
  public:
-  Session(std::string command, std::string address, std::ostream& out, std::ostream& err,
-          const ServerCommandOptions& options)
+  Session(std::string command, const Connection& connection,
+          std::shared_ptr<grpc::ChannelCredentials> credentials, std::ostream& out,
+          std::ostream& err, const ServerCommandOptions& options)
       : command_(std::move(command)),
-        address_(std::move(address)),
+        address_(connection.address),
+        tls_(connection.tls),
         out_(out),
         err_(err),
         options_(options) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+    if (!connection.server_name.empty()) args.SetSslTargetNameOverride(connection.server_name);
     stub_ = pb::SagaCoordinator::NewStub(
-        grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(address_, std::move(credentials), args));
   }
 
   int CreateStateMachine(const Args& a) {
@@ -578,7 +675,7 @@ class Session {
     std::string message = saga::StrCat(CodeName(s.error_code()), ": ", s.error_message());
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      message += saga::StrCat(" (server ", address_, ")");
+      message += saga::StrCat(" (server ", address_, tls_ ? ", TLS" : ", plaintext", ")");
     }
     return Fail(message);
   }
@@ -594,6 +691,7 @@ class Session {
 
   std::string command_;
   std::string address_;
+  bool tls_;
   std::ostream& out_;
   std::ostream& err_;
   ServerCommandOptions options_;
@@ -720,7 +818,7 @@ bool Contains(const std::vector<std::string_view>& v, std::string_view s) {
 }
 
 std::string CommandUsage(const CommandSpec& c) {
-  std::string u = saga::StrCat("sagactl [--address HOST:PORT] ", c.name);
+  std::string u = saga::StrCat("sagactl [CONNECTION FLAGS] ", c.name);
   if (!c.usage.empty()) u += saga::StrCat(" ", c.usage);
   return u;
 }
@@ -740,7 +838,7 @@ std::optional<std::string> ParseArgs(const CommandSpec& spec, const std::vector<
     }
     size_t eq = a.find('=');
     std::string flag = a.substr(0, eq);
-    if (flag == "--address" || Contains(spec.value_flags, flag)) {
+    if (IsConnectionValueFlag(flag) || Contains(spec.value_flags, flag)) {
       std::string value;
       if (eq != std::string::npos) {
         value = a.substr(eq + 1);
@@ -753,7 +851,7 @@ std::optional<std::string> ParseArgs(const CommandSpec& spec, const std::vector<
         return saga::StrCat("flag '", flag, "' given twice");
       }
       args->values[flag] = std::move(value);
-    } else if (Contains(spec.switch_flags, flag)) {
+    } else if (flag == kTlsSwitch || Contains(spec.switch_flags, flag)) {
       if (eq != std::string::npos) return saga::StrCat("flag '", flag, "' takes no value");
       args->switches.insert(flag);
     } else {
@@ -775,8 +873,16 @@ bool IsServerCommand(std::string_view cmd) { return FindCommand(cmd) != nullptr;
 
 std::string ServerCommandsUsage() {
   std::string u =
-      "server commands (server: --address HOST:PORT, else $SAGA_ADDRESS, else "
-      "127.0.0.1:7233):\n";
+      "connection flags (before or after the command word):\n"
+      "  --address HOST:PORT      the coordinator (else $SAGA_ADDRESS, else 127.0.0.1:7233)\n"
+      "  --tls                    use TLS, trusting gRPC's default roots ($SAGA_TLS=1)\n"
+      "  --tls-ca FILE            use TLS, trusting these PEM CA certificates ($SAGA_TLS_CA)\n"
+      "  --tls-cert FILE --tls-key FILE\n"
+      "                           present this client certificate and key (mutual TLS;\n"
+      "                           $SAGA_TLS_CLIENT_CERT, $SAGA_TLS_CLIENT_KEY)\n"
+      "  --tls-server-name NAME   the name expected in the server's certificate, when the\n"
+      "                           address does not carry it ($SAGA_TLS_SERVER_NAME)\n"
+      "server commands:\n";
   for (const CommandSpec& c : Commands()) {
     u += saga::StrCat("  ", c.name);
     if (!c.usage.empty()) u += saga::StrCat(" ", c.usage);
@@ -787,25 +893,32 @@ std::string ServerCommandsUsage() {
 
 int RunServerCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err,
                      const ServerCommandOptions& options) {
-  // Global flags before the command word.
-  std::optional<std::string> address;
+  // Connection flags before the command word.
+  Args global;
   size_t i = 0;
   for (; i < argv.size(); ++i) {
     const std::string& a = argv[i];
-    if (a == "--address") {
-      if (i + 1 >= argv.size()) {
-        err << "sagactl: flag '--address' needs a value\n" << ServerCommandsUsage();
-        return 1;
-      }
-      address = argv[++i];
-    } else if (a.rfind("--address=", 0) == 0) {
-      address = a.substr(std::string_view("--address=").size());
-    } else if (!a.empty() && a[0] == '-') {
+    if (a.empty() || a[0] != '-') break;
+    const size_t eq = a.find('=');
+    const std::string flag = a.substr(0, eq);
+    if (flag == kTlsSwitch && eq == std::string::npos) {
+      global.switches.insert(flag);
+      continue;
+    }
+    if (!IsConnectionValueFlag(flag)) {
       err << "sagactl: unknown flag '" << a << "'\n" << ServerCommandsUsage();
       return 1;
-    } else {
-      break;
     }
+    std::string value;
+    if (eq != std::string::npos) {
+      value = a.substr(eq + 1);
+    } else if (i + 1 < argv.size()) {
+      value = argv[++i];
+    } else {
+      err << "sagactl: flag '" << flag << "' needs a value\n" << ServerCommandsUsage();
+      return 1;
+    }
+    global.values[flag] = std::move(value);
   }
   if (i >= argv.size()) {
     err << "sagactl: missing command\n" << ServerCommandsUsage();
@@ -829,16 +942,26 @@ int RunServerCommand(const std::vector<std::string>& argv, std::ostream& out, st
     err << "sagactl: " << name << ": " << *problem << "\nusage: " << CommandUsage(*spec) << "\n";
     return 1;
   }
-  if (args.Has("--address")) address = args.Get("--address");
-  if (!address) {
-    const char* env = std::getenv("SAGA_ADDRESS");
-    address = (env != nullptr && env[0] != '\0') ? std::string(env) : kDefaultAddress;
+  for (const auto& [flag, value] : global.values) {
+    if (args.values.count(flag)) {
+      err << "sagactl: " << name << ": flag '" << flag
+          << "' given twice\nusage: " << CommandUsage(*spec) << "\n";
+      return 1;
+    }
+    args.values[flag] = value;
   }
-  if (address->empty()) {
-    err << "sagactl: " << name << ": --address: must be HOST:PORT\n";
+  for (const auto& flag : global.switches) args.switches.insert(flag);
+  absl::StatusOr<Connection> connection = ConnectionOf(args);
+  if (!connection.ok()) {
+    err << "sagactl: " << name << ": " << connection.status().message() << "\n";
     return 1;
   }
-  Session session(name, *address, out, err, options);
+  auto credentials = CredentialsOf(*connection);
+  if (!credentials.ok()) {
+    err << "sagactl: " << name << ": " << credentials.status().message() << "\n";
+    return 1;
+  }
+  Session session(name, *connection, *std::move(credentials), out, err, options);
   return (session.*(spec->run))(args);
 }
 

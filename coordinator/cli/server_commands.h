@@ -29,9 +29,12 @@ bool IsServerCommand(std::string_view cmd);
 std::string ServerCommandsUsage();
 
 // Runs one server command. `argv` is everything after the program name:
-// [--address HOST:PORT] COMMAND [ARGS...]; --address may also come after
-// the command word. Without --address the server is $SAGA_ADDRESS, else
-// 127.0.0.1:7233. Returns the process exit code.
+// [CONNECTION FLAGS] COMMAND [ARGS...]; the connection flags may also come
+// after the command word: --address HOST:PORT (else $SAGA_ADDRESS, else
+// 127.0.0.1:7233), and for TLS --tls, --tls-ca FILE, --tls-cert FILE
+// --tls-key FILE (mutual TLS) and --tls-server-name NAME (else
+// $SAGA_TLS, $SAGA_TLS_CA, $SAGA_TLS_CLIENT_CERT, $SAGA_TLS_CLIENT_KEY,
+// $SAGA_TLS_SERVER_NAME). Returns the process exit code.
 int RunServerCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err,
                      const ServerCommandOptions& options = {});
 

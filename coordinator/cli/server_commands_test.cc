@@ -899,7 +899,7 @@ TEST_F(ServerCommandsTest, UnreachableServerNamesCodeAndAddress) {
   Result r = RunRaw({"--address", "127.0.0.1:1", "list-state-machines"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, StartsWith("sagactl: list-state-machines: UNAVAILABLE: "));
-  EXPECT_THAT(r.err, HasSubstr("(server 127.0.0.1:1)\n"));
+  EXPECT_THAT(r.err, HasSubstr("(server 127.0.0.1:1, plaintext)\n"));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
 }
 
@@ -908,12 +908,12 @@ TEST_F(ServerCommandsTest, BadFlagsPrintUsage) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err,
             "sagactl: delete-state-machine: unknown flag '--nmae'\n"
-            "usage: sagactl [--address HOST:PORT] delete-state-machine --name N\n");
+            "usage: sagactl [CONNECTION FLAGS] delete-state-machine --name N\n");
 
   r = Run({"start-execution", "--input", "{}"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, StartsWith("sagactl: start-execution: flag '--state-machine' is required\n"
-                                "usage: sagactl [--address HOST:PORT] start-execution "));
+                                "usage: sagactl [CONNECTION FLAGS] start-execution "));
 
   r = Run({"describe-state-machine", "--name"});
   EXPECT_EQ(r.code, 1);
@@ -938,6 +938,46 @@ TEST_F(ServerCommandsTest, BadFlagsPrintUsage) {
   r = RunRaw({"--address"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, StartsWith("sagactl: flag '--address' needs a value\n"));
+}
+
+TEST_F(ServerCommandsTest, TlsFlagProblemsNameTheFlagOrVariable) {
+  Result r = RunRaw({"--tls-cert", "/tmp/c.pem", "list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "sagactl: list-state-machines: --tls-cert needs --tls-key (or SAGA_TLS_CLIENT_KEY)\n");
+  r = RunRaw({"list-state-machines", "--tls-key=/tmp/k.pem"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "sagactl: list-state-machines: --tls-key needs --tls-cert (or SAGA_TLS_CLIENT_CERT)\n");
+  r = RunRaw({"--tls-ca", "/nonexistent/ca.pem", "list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "sagactl: list-state-machines: --tls-ca: cannot read '/nonexistent/ca.pem'\n");
+  ASSERT_EQ(setenv("SAGA_TLS_CA", "/nonexistent/env-ca.pem", 1), 0);
+  r = RunRaw({"list-state-machines"});
+  unsetenv("SAGA_TLS_CA");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "sagactl: list-state-machines: SAGA_TLS_CA: cannot read '/nonexistent/env-ca.pem'\n");
+  r = RunRaw({"--tls-ca"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, StartsWith("sagactl: flag '--tls-ca' needs a value\n"));
+  r = RunRaw({"--tls=1", "list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, StartsWith("sagactl: unknown flag '--tls=1'\n"));
+  r = RunRaw({"--address", address_, "list-state-machines", "--address", address_});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, StartsWith("sagactl: list-state-machines: flag '--address' given twice\n"));
+  // Nothing was sent.
+  EXPECT_TRUE(fake_.list_state_machines.requests().empty());
+}
+
+TEST_F(ServerCommandsTest, TlsToAPlaintextServerFailsNamingTls) {
+  // The fake serves plaintext: a TLS handshake cannot succeed.
+  Result r = RunRaw({"--address", address_, "--tls", "list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, StartsWith("sagactl: list-state-machines: UNAVAILABLE: "));
+  EXPECT_THAT(r.err, HasSubstr("(server " + address_ + ", TLS)\n"));
+  EXPECT_TRUE(fake_.list_state_machines.requests().empty());
 }
 
 TEST(ServerCommandsUsageTest, KnowsItsCommands) {

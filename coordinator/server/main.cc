@@ -16,16 +16,15 @@
 
 #include <charconv>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <random>
 #include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/api/service.h"
+#include "coordinator/common/pem_file.h"
 #include "coordinator/runtime/coordinator.h"
 #include "coordinator/storage/pg/pg_store.h"
 
@@ -55,35 +54,6 @@ std::string Env(const char* name, const std::string& def = "") {
 int Fail(const std::string& msg) {
   std::cerr << "saga-coordinator: " << msg << "\n";
   return 1;
-}
-
-// The PEM file `path` given to `flag`, checked for `marker` (e.g. "CERTIFICATE"
-// in "-----BEGIN CERTIFICATE-----"); on a problem, the message naming both.
-std::optional<std::string> ReadPem(const std::string& flag, const std::string& path,
-                                   const std::string& marker, std::string* error) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream text;
-  if (f) text << f.rdbuf();
-  if (!f || f.bad()) {
-    *error = flag + ": cannot read '" + path + "'";
-    return std::nullopt;
-  }
-  std::string pem = text.str();
-  const std::string begin = "-----BEGIN ";
-  bool found = false;
-  for (size_t at = pem.find(begin); at != std::string::npos; at = pem.find(begin, at + 1)) {
-    size_t end = pem.find("-----", at + begin.size());
-    if (end != std::string::npos && pem.compare(end - marker.size(), marker.size(), marker) == 0) {
-      found = true;
-      break;
-    }
-  }
-  if (!found) {
-    *error = flag + ": '" + path + "' holds no PEM block ending in " + marker +
-             " (-----BEGIN ..." + marker + "-----)";
-    return std::nullopt;
-  }
-  return pem;
 }
 
 }  // namespace
@@ -152,16 +122,15 @@ int main(int argc, char** argv) {
     return Fail("--tls-client-ca needs --tls-cert and --tls-key (clients are verified over TLS)");
   }
   if (tls) {
-    std::string error;
-    auto cert = ReadPem("--tls-cert", tls_cert, "CERTIFICATE", &error);
-    if (!cert) return Fail(error);
-    auto key = ReadPem("--tls-key", tls_key, "PRIVATE KEY", &error);
-    if (!key) return Fail(error);
+    auto cert = saga::ReadPemFile("--tls-cert", tls_cert, "CERTIFICATE");
+    if (!cert.ok()) return Fail(std::string(cert.status().message()));
+    auto key = saga::ReadPemFile("--tls-key", tls_key, "PRIVATE KEY");
+    if (!key.ok()) return Fail(std::string(key.status().message()));
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({*key, *cert});
     if (!tls_client_ca.empty()) {
-      auto ca = ReadPem("--tls-client-ca", tls_client_ca, "CERTIFICATE", &error);
-      if (!ca) return Fail(error);
+      auto ca = saga::ReadPemFile("--tls-client-ca", tls_client_ca, "CERTIFICATE");
+      if (!ca.ok()) return Fail(std::string(ca.status().message()));
       ssl.pem_root_certs = *ca;
       ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
     }

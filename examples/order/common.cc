@@ -1,5 +1,6 @@
 #include "examples/order/common.h"
 
+#include <grpcpp/security/credentials.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,8 +9,11 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <thread>
+
+#include "coordinator/common/pem_file.h"
 
 namespace order_example {
 namespace {
@@ -17,22 +21,74 @@ namespace {
 constexpr std::chrono::seconds kShutdownGrace(5);
 
 std::string Usage(std::string_view service) {
-  std::string u = "usage: order-" + std::string(service) +
-                  " [--address HOST:PORT] [--identity NAME] [--concurrency N]\n"
-                  "  --address      the coordinator (default $SAGA_ADDRESS, else 127.0.0.1:7233)\n"
-                  "  --identity     worker name shown by the coordinator (default order-" +
-                  std::string(service) +
-                  ":PID)\n"
-                  "  --concurrency  tasks handled at once (default 8)\n"
-                  "SIGINT or SIGTERM: stop taking tasks, finish running ones (up to 5 s), exit 0.\n";
+  std::string u =
+      "usage: order-" + std::string(service) +
+      " [--address HOST:PORT] [--identity NAME] [--concurrency N]\n"
+      "       [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
+      "  --address      the coordinator (default $SAGA_ADDRESS, else 127.0.0.1:7233)\n"
+      "  --identity     worker name shown by the coordinator (default order-" +
+      std::string(service) +
+      ":PID)\n"
+      "  --concurrency  tasks handled at once (default 8)\n"
+      "  --tls-ca       connect over TLS, trusting these PEM CA certificates\n"
+      "                 (default $SAGA_TLS_CA)\n"
+      "  --tls-cert, --tls-key  present this client certificate (mutual TLS; default\n"
+      "                 $SAGA_TLS_CLIENT_CERT, $SAGA_TLS_CLIENT_KEY)\n"
+      "  --tls-server-name  the name in the coordinator's certificate when the address\n"
+      "                 does not carry it (default $SAGA_TLS_SERVER_NAME)\n"
+      "SIGINT or SIGTERM: stop taking tasks, finish running ones (up to 5 s), exit 0.\n";
   return u;
+}
+
+std::string EnvOr(const char* name, std::string fallback = "") {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+// TLS credentials from the --tls-* flags (their paths, empty when not
+// given); plaintext when none is. False with a message naming the flag.
+bool SetCredentials(std::string_view service, const std::map<std::string, std::string>& tls,
+                    saga::worker::WorkerOptions* o) {
+  auto fail = [&](const absl::Status& status) {
+    std::fprintf(stderr, "order-%.*s: %s\n", static_cast<int>(service.size()), service.data(),
+                 std::string(status.message()).c_str());
+    return false;
+  };
+  const std::string& ca = tls.at("--tls-ca");
+  const std::string& cert = tls.at("--tls-cert");
+  const std::string& key = tls.at("--tls-key");
+  o->tls_server_name = tls.at("--tls-server-name");
+  if (cert.empty() != key.empty()) {
+    return fail(absl::InvalidArgumentError(cert.empty() ? "--tls-key needs --tls-cert"
+                                                        : "--tls-cert needs --tls-key"));
+  }
+  if (ca.empty() && cert.empty() && o->tls_server_name.empty()) return true;  // plaintext
+  grpc::SslCredentialsOptions ssl;
+  if (!ca.empty()) {
+    auto pem = saga::ReadPemFile("--tls-ca", ca, "CERTIFICATE");
+    if (!pem.ok()) return fail(pem.status());
+    ssl.pem_root_certs = *pem;
+  }
+  if (!cert.empty()) {
+    auto chain = saga::ReadPemFile("--tls-cert", cert, "CERTIFICATE");
+    if (!chain.ok()) return fail(chain.status());
+    auto private_key = saga::ReadPemFile("--tls-key", key, "PRIVATE KEY");
+    if (!private_key.ok()) return fail(private_key.status());
+    ssl.pem_cert_chain = *chain;
+    ssl.pem_private_key = *private_key;
+  }
+  o->credentials = grpc::SslCredentials(ssl);
+  return true;
 }
 
 // Parses --flag VALUE and --flag=VALUE; false (with a message) on bad flags.
 bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::WorkerOptions* o,
                 bool* help) {
-  const char* env = std::getenv("SAGA_ADDRESS");
-  o->address = env != nullptr && *env != '\0' ? env : "127.0.0.1:7233";
+  o->address = EnvOr("SAGA_ADDRESS", "127.0.0.1:7233");
+  std::map<std::string, std::string> tls = {{"--tls-ca", EnvOr("SAGA_TLS_CA")},
+                                            {"--tls-cert", EnvOr("SAGA_TLS_CLIENT_CERT")},
+                                            {"--tls-key", EnvOr("SAGA_TLS_CLIENT_KEY")},
+                                            {"--tls-server-name", EnvOr("SAGA_TLS_SERVER_NAME")}};
   o->identity = "order-" + std::string(service) + ":" + std::to_string(getpid());
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -47,7 +103,8 @@ bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::W
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    if (flag != "--address" && flag != "--identity" && flag != "--concurrency") {
+    if (flag != "--address" && flag != "--identity" && flag != "--concurrency" &&
+        tls.count(flag) == 0) {
       std::fprintf(stderr, "order-%.*s: unknown argument '%s'\n", static_cast<int>(service.size()),
                    service.data(), arg.c_str());
       return false;
@@ -60,7 +117,9 @@ bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::W
       }
       value = argv[++i];
     }
-    if (flag == "--address") {
+    if (tls.count(flag)) {
+      tls[flag] = value;
+    } else if (flag == "--address") {
       o->address = value;
     } else if (flag == "--identity") {
       o->identity = value;
@@ -68,19 +127,20 @@ bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::W
       char* end = nullptr;
       long n = std::strtol(value.c_str(), &end, 10);
       if (value.empty() || *end != '\0' || n < 1 || n > 1000) {
-        std::fprintf(stderr, "order-%.*s: --concurrency: must be an integer from 1 to 1000, not '%s'\n",
+        std::fprintf(stderr,
+                     "order-%.*s: --concurrency: must be an integer from 1 to 1000, not '%s'\n",
                      static_cast<int>(service.size()), service.data(), value.c_str());
         return false;
       }
       o->concurrency = static_cast<int>(n);
     }
     if (value.empty()) {
-      std::fprintf(stderr, "order-%.*s: flag '%s' needs a value\n", static_cast<int>(service.size()),
-                   service.data(), flag.c_str());
+      std::fprintf(stderr, "order-%.*s: flag '%s' needs a value\n",
+                   static_cast<int>(service.size()), service.data(), flag.c_str());
       return false;
     }
   }
-  return true;
+  return SetCredentials(service, tls, o);
 }
 
 }  // namespace
@@ -136,8 +196,8 @@ int RunService(int argc, char** argv, std::string_view service, Handlers handler
   std::unique_lock<std::mutex> lock(mu);
   while (!stop) {
     lock.unlock();
-    bool now = was_connected ? worker.connected()
-                             : worker.WaitConnected(std::chrono::milliseconds(250));
+    bool now =
+        was_connected ? worker.connected() : worker.WaitConnected(std::chrono::milliseconds(250));
     lock.lock();
     if (stop) break;
     if (now != was_connected) {
@@ -153,8 +213,8 @@ int RunService(int argc, char** argv, std::string_view service, Handlers handler
   saga::worker::WorkerStats s = worker.stats();
   Log(service, "stopped: " + std::to_string(s.tasks_started) + " tasks (" +
                    std::to_string(s.tasks_succeeded) + " succeeded, " +
-                   std::to_string(s.tasks_failed) + " failed, " +
-                   std::to_string(s.tasks_released) + " given back)");
+                   std::to_string(s.tasks_failed) + " failed, " + std::to_string(s.tasks_released) +
+                   " given back)");
   return 0;
 }
 
@@ -195,10 +255,8 @@ saga::worker::Result Ledger::Run(std::string_view service, const TaskFn& fn,
 }
 
 saga::worker::Handler Idempotent(std::string service, std::shared_ptr<Ledger> ledger, TaskFn fn) {
-  return [service = std::move(service), ledger = std::move(ledger),
-          fn = std::move(fn)](saga::worker::TaskContext& ctx) {
-    return ledger->Run(service, fn, ctx);
-  };
+  return [service = std::move(service), ledger = std::move(ledger), fn = std::move(fn)](
+             saga::worker::TaskContext& ctx) { return ledger->Run(service, fn, ctx); };
 }
 
 std::optional<std::string> GetString(const json::Value& v, std::string_view key) {

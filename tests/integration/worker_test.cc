@@ -21,6 +21,7 @@
 #include <regex>
 #include <set>
 
+#include "coordinator/cli/server_commands.h"
 #include "coordinator/common/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -36,16 +37,25 @@ namespace sw = ::saga::worker;
 class WorkerProcess {
  public:
   WorkerProcess(const std::string& address, const std::string& activity,
-                const std::string& identity, const std::string& mode) {
+                const std::string& identity, const std::string& mode)
+      : WorkerProcess({SAGA_TEST_WORKER_BIN, "--address", address, "--activity", activity,
+                       "--identity", identity, "--mode", mode},
+                      /*with_stderr=*/false) {}
+  // Any program (argv[0] its path); `with_stderr`: its stderr collected with
+  // its stdout (for messages; lines may then interleave).
+  WorkerProcess(const std::vector<std::string>& argv, bool with_stderr) {
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
     int fds[2];
     if (pipe(fds) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
       dup2(fds[1], 1);
+      if (with_stderr) dup2(fds[1], 2);
       close(fds[0]);
       close(fds[1]);
-      execl(SAGA_TEST_WORKER_BIN, SAGA_TEST_WORKER_BIN, "--address", address.c_str(), "--activity",
-            activity.c_str(), "--identity", identity.c_str(), "--mode", mode.c_str(), nullptr);
+      execv(args[0], args.data());
       _exit(127);
     }
     close(fds[1]);
@@ -85,6 +95,22 @@ class WorkerProcess {
       return eof_;
     });
     return found;
+  }
+  // Waits for the process to close its output and exit; its exit code
+  // (nullopt when it is still running at the deadline or died by a signal).
+  std::optional<int> WaitExit(milliseconds timeout) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, timeout, [&] { return eof_; })) return std::nullopt;
+    }
+    int status = 0;
+    if (pid_ <= 0 || waitpid(pid_, &status, 0) != pid_) return std::nullopt;
+    pid_ = -1;
+    return WIFEXITED(status) ? std::optional<int>(WEXITSTATUS(status)) : std::nullopt;
+  }
+  std::string Output() {
+    std::lock_guard<std::mutex> g(mu_);
+    return out_;
   }
   void Kill9() {
     if (pid_ > 0) {
@@ -1058,14 +1084,28 @@ std::unique_ptr<Stub> TlsStub(const std::string& address, const TestPki& pki, bo
   return pb::SagaCoordinator::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(o)));
 }
 
-class WorkersOverTls : public PgTest {};
+class WorkersOverTls : public PgTest {
+ protected:
+  // A coordinator serving TLS with `pki`'s server certificate; with
+  // `client_ca` it also requires client certificates of `pki`'s CA.
+  auto StartTls(const TestPki& pki, bool client_ca) {
+    CoordinatorOptions o;
+    o.extra_args = {"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key")};
+    if (client_ca) o.extra_args.insert(o.extra_args.end(), {"--tls-client-ca", pki.Path("ca.pem")});
+    return Start(o);
+  }
+};
+
+// Flags a program must refuse, and what its message must say.
+struct BadFlags {
+  std::vector<std::string> args;
+  std::string message;
+};
 
 TEST_F(WorkersOverTls, AWorkerRunsATaskOverTlsAndPlaintextClientsAreRefused) {
   TestPki pki;
   ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
-  CoordinatorOptions o;
-  o.extra_args = {"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key")};
-  auto c = Start(o);
+  auto c = StartTls(pki, /*client_ca=*/false);
   ASSERT_NE(c, nullptr);
   EXPECT_THAT(c->Stderr(), ::testing::HasSubstr(", TLS)"));
   auto stub = TlsStub(c->address(), pki, /*client_cert=*/false);
@@ -1108,10 +1148,7 @@ TEST_F(WorkersOverTls, AWorkerRunsATaskOverTlsAndPlaintextClientsAreRefused) {
 TEST_F(WorkersOverTls, WithAClientCaOnlyClientsWithACertificateOfItGetIn) {
   TestPki pki;
   ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
-  CoordinatorOptions o;
-  o.extra_args = {"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key"),
-                  "--tls-client-ca", pki.Path("ca.pem")};
-  auto c = Start(o);
+  auto c = StartTls(pki, /*client_ca=*/true);
   ASSERT_NE(c, nullptr);
   EXPECT_THAT(c->Stderr(), ::testing::HasSubstr("TLS with client certificates"));
   pb::ListStateMachinesRequest req;
@@ -1143,11 +1180,7 @@ TEST_F(WorkersOverTls, WithAClientCaOnlyClientsWithACertificateOfItGetIn) {
 TEST_F(WorkersOverTls, BadTlsFlagsStopTheCoordinatorWithAMessageNamingTheFlag) {
   TestPki pki;
   ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<BadFlags> cases = {
       {{"--tls-cert", pki.Path("server.pem")}, "--tls-cert needs --tls-key"},
       {{"--tls-key", pki.Path("server.key")}, "--tls-key needs --tls-cert"},
       {{"--tls-client-ca", pki.Path("ca.pem")}, "--tls-client-ca needs --tls-cert"},
@@ -1158,12 +1191,123 @@ TEST_F(WorkersOverTls, BadTlsFlagsStopTheCoordinatorWithAMessageNamingTheFlag) {
       {{"--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("client.key")},
        "does not match the --tls-key key"},
   };
-  for (const Case& k : cases) {
+  for (const BadFlags& k : cases) {
     std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--database-url", dsn()};
     args.insert(args.end(), k.args.begin(), k.args.end());
     CoordinatorProcess p(args, "bad-tls");
     EXPECT_EQ(p.WaitExit(seconds(20)), std::optional<int>(1)) << k.message;
     EXPECT_THAT(p.Stderr(), ::testing::HasSubstr(k.message));
+  }
+}
+
+// sagactl (its command runner, as the binary calls it) and an example order
+// service, both with the --tls-* flags, against a coordinator that requires
+// client certificates.
+struct Sagactl {
+  int code;
+  std::string out, err;
+};
+Sagactl RunSagactl(const std::vector<std::string>& argv) {
+  std::ostringstream out, err;
+  int code = saga::cli::RunServerCommand(argv, out, err);
+  return {code, out.str(), err.str()};
+}
+
+TEST_F(WorkersOverTls, SagactlAndTheExampleServicesConnectWithTheTlsFlags) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
+  auto c = StartTls(pki, /*client_ca=*/true);
+  ASSERT_NE(c, nullptr);
+  const std::vector<std::string> tls = {
+      "--address",  c->address(),           "--tls-ca",  pki.Path("ca.pem"),
+      "--tls-cert", pki.Path("client.pem"), "--tls-key", pki.Path("client.key")};
+  auto with = [&](std::vector<std::string> flags, std::vector<std::string> command) {
+    flags.insert(flags.end(), command.begin(), command.end());
+    return RunSagactl(flags);
+  };
+  {
+    std::ofstream(pki.Path("notify.asl.json"))
+        << R"({"StartAt":"Notify","States":{"Notify":{"Type":"Task",)"
+        << R"("Resource":"notifications.send","End":true}}})";
+  }
+  Sagactl r = with(tls, {"create-state-machine", "--name", "Notify", "--definition",
+                         pki.Path("notify.asl.json")});
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  // The example service over mutual TLS, its flags as a user would pass them.
+  WorkerProcess notify({ORDER_NOTIFY_BIN, "--address", c->address(), "--tls-ca", pki.Path("ca.pem"),
+                        "--tls-cert", pki.Path("client.pem"), "--tls-key", pki.Path("client.key")},
+                       /*with_stderr=*/false);
+  ASSERT_NE(notify.WaitLine("[notify] connected to", seconds(20)), "") << notify.Output();
+
+  // Flags after the command word, and the same from the environment.
+  r = with({}, {"start-execution", "--state-machine", "Notify", "--name", "tls-1", "--input",
+                R"({"orderId":"o-1","message":"hello"})", "--wait", "--address", c->address(),
+                "--tls-ca", pki.Path("ca.pem"), "--tls-cert", pki.Path("client.pem"), "--tls-key",
+                pki.Path("client.key")});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("SUCCEEDED"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("messageId"));
+  ASSERT_EQ(setenv("SAGA_ADDRESS", c->address().c_str(), 1), 0);
+  ASSERT_EQ(setenv("SAGA_TLS_CA", pki.Path("ca.pem").c_str(), 1), 0);
+  ASSERT_EQ(setenv("SAGA_TLS_CLIENT_CERT", pki.Path("client.pem").c_str(), 1), 0);
+  ASSERT_EQ(setenv("SAGA_TLS_CLIENT_KEY", pki.Path("client.key").c_str(), 1), 0);
+  r = RunSagactl({"describe-execution", "arn:saga:states:::execution:Notify:tls-1"});
+  for (const char* v :
+       {"SAGA_ADDRESS", "SAGA_TLS_CA", "SAGA_TLS_CLIENT_CERT", "SAGA_TLS_CLIENT_KEY"}) {
+    unsetenv(v);
+  }
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("\"SUCCEEDED\""));
+  EXPECT_THAT(notify.WaitLine("[notify] notify order o-1", seconds(5)),
+              ::testing::HasSubstr("hello"));
+
+  // The certificate says localhost and 127.0.0.1: another expected name
+  // fails the handshake, the right one passes.
+  std::vector<std::string> named = tls;
+  named.insert(named.end(), {"--tls-server-name", "localhost"});
+  r = with(named, {"list-state-machines"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  named.back() = "wrong.example";
+  r = with(named, {"list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, ::testing::StartsWith("sagactl: list-state-machines: UNAVAILABLE: "));
+
+  // Without a client certificate, without TLS, trusting another CA: refused,
+  // each saying how it connected.
+  r = with({"--address", c->address(), "--tls-ca", pki.Path("ca.pem")}, {"list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("(server " + c->address() + ", TLS)"));
+  r = with({"--address", c->address()}, {"list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("(server " + c->address() + ", plaintext)"));
+  std::vector<std::string> untrusting = tls;
+  untrusting[3] = pki.Path("other-ca.pem");
+  r = with(untrusting, {"list-state-machines"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("UNAVAILABLE"));
+}
+
+TEST_F(WorkersOverTls, TheExampleServicesRefuseBadTlsFlagsNamingTheFlag) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
+  const std::vector<BadFlags> cases = {
+      {{"--tls-cert", pki.Path("client.pem")}, "order-notify: --tls-cert needs --tls-key"},
+      {{"--tls-key", pki.Path("client.key")}, "order-notify: --tls-key needs --tls-cert"},
+      {{"--tls-ca", pki.Path("missing.pem")},
+       "order-notify: --tls-ca: cannot read '" + pki.Path("missing.pem") + "'"},
+      {{"--tls-ca", pki.Path("ca.pem"), "--tls-cert", pki.Path("client.key"), "--tls-key",
+        pki.Path("client.key")},
+       "order-notify: --tls-cert: '" + pki.Path("client.key") +
+           "' holds no PEM block ending in CERTIFICATE"},
+  };
+  for (const BadFlags& k : cases) {
+    std::vector<std::string> argv = {ORDER_NOTIFY_BIN, "--address", "127.0.0.1:1"};
+    argv.insert(argv.end(), k.args.begin(), k.args.end());
+    WorkerProcess p(argv, /*with_stderr=*/true);
+    EXPECT_EQ(p.WaitExit(seconds(20)), std::optional<int>(2)) << k.message;
+    EXPECT_THAT(p.Output(), ::testing::HasSubstr(k.message));
+    EXPECT_THAT(p.Output(), ::testing::HasSubstr("usage: order-notify"));
   }
 }
 

@@ -688,6 +688,7 @@ void Worker::Start() {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(w.opts.reconnect_min.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(w.opts.reconnect_max.count()));
+  if (!w.opts.tls_server_name.empty()) args.SetSslTargetNameOverride(w.opts.tls_server_name);
   w.channel = grpc::CreateCustomChannel(
       w.opts.address, w.opts.credentials ? w.opts.credentials : grpc::InsecureChannelCredentials(),
       args);

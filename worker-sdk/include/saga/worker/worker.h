@@ -37,8 +37,11 @@ struct WorkerOptions {
   std::string address = "127.0.0.1:7233";
   std::string identity;  // default: hostname:pid
   int concurrency = 8;   // handlers running at once (1 to 1000)
-  // Channel credentials (TLS); default insecure.
+  // Channel credentials (TLS, e.g. grpc::SslCredentials); default insecure.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // With TLS: the name the coordinator's certificate must carry when the
+  // address does not (an IP address, a port-forward); empty: the address's host.
+  std::string tls_server_name;
   // Heartbeats for tasks without HeartbeatSeconds, only to learn early that
   // a task was cancelled.
   std::chrono::milliseconds cancel_check_interval{5000};
