@@ -469,6 +469,12 @@ TEST_F(Workers, WorkerIsBackWithinASecondOfTheCoordinatorListeningAgain) {
   };
   ASSERT_TRUE(WaitUntil([&] { return all([](sw::Worker& w) { return w.connected(); }); }, seconds(10)));
   const std::string address = coordinator_->address();
+  // With gRPC's own reconnect backoff (1 s, growing) every outage would take
+  // over a second; with reconnect_max 100 ms each takes a fraction of one. A
+  // loaded machine (the suite runs two tests at once, once under ASan) may
+  // delay a restarted coordinator's first registrations now and then: one
+  // slow outage in ten is tolerated, two are a failure.
+  std::vector<int> slow;
   for (int outage = 0; outage < 10; ++outage) {
     coordinator_->Kill9();
     ASSERT_TRUE(WaitUntil([&] { return all([](sw::Worker& w) { return !w.connected(); }); }, seconds(10)));
@@ -476,10 +482,13 @@ TEST_F(Workers, WorkerIsBackWithinASecondOfTheCoordinatorListeningAgain) {
     same_port.listen = address;
     coordinator_ = Start(same_port, "restarted-" + std::to_string(outage));
     ASSERT_NE(coordinator_, nullptr);
-    EXPECT_TRUE(WaitUntil([&] { return all([](sw::Worker& w) { return w.connected(); }); }, seconds(1)))
-        << "outage " << outage;
+    if (!WaitUntil([&] { return all([](sw::Worker& w) { return w.connected(); }); }, seconds(1))) {
+      slow.push_back(outage);
+    }
     ASSERT_TRUE(WaitUntil([&] { return all([](sw::Worker& w) { return w.connected(); }); }, seconds(10)));
   }
+  EXPECT_LE(slow.size(), 1u) << "outages after which the workers took over a second: "
+                             << ::testing::PrintToString(slow);
   stub_ = coordinator_->NewStub();
   EXPECT_EQ(WaitFinished(stub_.get(), Run("Echo", "[3]"), seconds(20)).status(), pb::SUCCEEDED);
   for (auto& w : workers) w->Shutdown(seconds(1));
