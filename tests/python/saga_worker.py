@@ -149,7 +149,8 @@ class _Pending:
 
 class StreamWorker:
     def __init__(self, address, identity, activities, concurrency=4,
-                 cancel_check_seconds=5.0, reconnect_min=0.1, reconnect_max=5.0):
+                 cancel_check_seconds=5.0, reconnect_min=0.1, reconnect_max=5.0,
+                 credentials=None):
         if not activities:
             raise ValueError("activities: give at least one")
         self.address = address
@@ -174,7 +175,9 @@ class StreamWorker:
         self._started = self._stopping = self._closing = False
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
                                         thread_name_prefix=f"{identity}-handler")
-        self._channel = grpc.insecure_channel(address, options=[
+        # credentials: grpc.ssl_channel_credentials(...) for a coordinator
+        # serving TLS (--tls-cert/--tls-key); None: plaintext.
+        options = [
             ("grpc.keepalive_time_ms", 10000),
             ("grpc.keepalive_timeout_ms", 5000),
             ("grpc.keepalive_permit_without_calls", 1),
@@ -182,7 +185,10 @@ class StreamWorker:
             # Not grpc.min_reconnect_backoff_ms: gRPC core takes it as the
             # minimum connect timeout, failing handshakes slower than that.
             ("grpc.max_reconnect_backoff_ms", int(reconnect_max * 1000)),
-        ])
+        ]
+        self._channel = (grpc.secure_channel(address, credentials, options=options)
+                         if credentials is not None else
+                         grpc.insecure_channel(address, options=options))
         self._stub = pb_grpc.SagaCoordinatorStub(self._channel)
         self._threads = []
 

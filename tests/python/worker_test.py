@@ -24,7 +24,11 @@ serving tiny.echo) and a saga_worker.StreamWorker (py.*), then:
      once; then another execution: both workers must have reconnected;
   4. stops a worker while its handler runs: the task is given back and
      delivered again, as the same attempt, to another worker;
-  5. stops the Python worker and checks it stopped cleanly.
+  5. stops the Python worker and checks it stopped cleanly;
+  6. restarts the coordinator serving mutual TLS (certificates made with
+     openssl): a Python worker with grpc.ssl_channel_credentials serves an
+     execution started by sagactl --tls-ca/--tls-cert/--tls-key; a
+     plaintext client and one without a certificate are refused.
 Exit 0 on success, 1 with a message on failure. Child processes are killed
 and the database dropped in every case.
 """
@@ -35,6 +39,7 @@ import os
 import queue
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,12 +142,12 @@ def psql(conninfo, sql):
 class Coordinator:
     """A saga-coordinator process; its standard error is kept for reports."""
 
-    def __init__(self, binary, dsn, listen, label):
+    def __init__(self, binary, dsn, listen, label, extra=()):
         self.label = label
         self.lines = []
         self.address = None
         self._listening = threading.Event()
-        self.proc = subprocess.Popen([binary, "--listen", listen, "--database-url", dsn],
+        self.proc = subprocess.Popen([binary, "--listen", listen, "--database-url", dsn, *extra],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -182,15 +187,16 @@ class Coordinator:
 
 
 class Sagactl:
-    def __init__(self, binary, address):
+    def __init__(self, binary, address, flags=()):
         self.binary = binary
         self.address = address
+        self.flags = list(flags)  # more connection flags (--tls-ca ...)
 
     def __call__(self, *args, timeout=60, watch=()):
         """Runs sagactl and returns its JSON output. Fails early when a
         process in `watch` (name, Popen) exits while sagactl runs."""
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen([self.binary, "--address", self.address, *args],
+            proc = subprocess.Popen([self.binary, "--address", self.address, *self.flags, *args],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
             deadline = time.monotonic() + timeout
             try:
@@ -473,6 +479,7 @@ def run_give_back(ctl, address):
 
 
 _temp_files = []
+_temp_dirs = []
 
 
 def write_temp(obj):
@@ -481,6 +488,99 @@ def write_temp(obj):
     f.close()
     _temp_files.append(f.name)
     return f.name
+
+
+# --- TLS ---------------------------------------------------------------------
+
+TLS_DEFINITION = {"StartAt": "Secure", "States": {
+    "Secure": {"Type": "Task", "Resource": "py.secure", "End": True}}}
+
+
+def make_pki(folder):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate of
+    that CA, made with the openssl command in `folder`."""
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*a):
+        r = subprocess.run(["openssl", *a], cwd=folder, capture_output=True, text=True)
+        check(r.returncode == 0, f"openssl {' '.join(a)}: {r.stderr}")
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=saga-python-test-ca")
+    with open(os.path.join(folder, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN=saga-python-{name}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-out", f"{name}.pem",
+                *(["-extfile", "san.ext"] if name == "server" else []))
+    return lambda name: os.path.join(folder, name)
+
+
+def run_over_tls(args, dsn):
+    """Step 6; returns the TLS coordinator (the caller kills it; killed here
+    when the step fails)."""
+    folder = tempfile.mkdtemp(prefix="saga-python-tls-")
+    _temp_dirs.append(folder)
+    path = make_pki(folder)
+    coordinator = Coordinator(args.coordinator_bin, dsn, "127.0.0.1:0", "coordinator (TLS)", extra=[
+        "--tls-cert", path("server.pem"), "--tls-key", path("server.key"),
+        "--tls-client-ca", path("ca.pem")])
+    try:
+        run_tls_execution(args, coordinator, path)
+    except BaseException:
+        coordinator.kill()
+        log(f"{coordinator.label} output:\n  " + "\n  ".join(coordinator.lines[-40:]))
+        raise
+    return coordinator
+
+
+def run_tls_execution(args, coordinator, path):
+    address = coordinator.wait_listening(30)
+    check(any("TLS with client certificates" in line for line in coordinator.lines),
+          "the coordinator did not say it serves TLS with client certificates")
+
+    def read(name):
+        with open(path(name), "rb") as f:
+            return f.read()
+    worker = StreamWorker(address, "py-tls-worker", {
+        "py.secure": lambda payload, task: {"secure": payload, "attempt": task.attempt}},
+        credentials=grpc.ssl_channel_credentials(
+            root_certificates=read("ca.pem"), private_key=read("client.key"),
+            certificate_chain=read("client.pem")))
+    worker.start()
+    try:
+        check(worker.wait_connected(20), "the Python worker did not register over TLS within 20 s")
+        ctl = Sagactl(args.sagactl, address, ["--tls-ca", path("ca.pem"), "--tls-cert",
+                                              path("client.pem"), "--tls-key", path("client.key")])
+        ctl("create-state-machine", "--name", "Secure", "--definition", write_temp(TLS_DEFINITION))
+        result = ctl("start-execution", "--state-machine", "Secure", "--input",
+                     json.dumps({"n": 7}), "--wait", timeout=60,
+                     watch=[("saga-coordinator", coordinator.proc)])
+        check(result["status"] == "SUCCEEDED" and
+              result["output"] == {"secure": {"n": 7}, "attempt": 0},
+              f"over TLS: {result['status']} {result.get('output')} {result.get('error')}")
+        events = ctl("get-execution-history", result["executionId"])["events"]
+        check_workers(events, {"Secure": "py-tls-worker"})
+        # Refused: plaintext, and TLS without a client certificate.
+        for label, channel in (
+                ("plaintext", grpc.insecure_channel(address)),
+                ("no client certificate", grpc.secure_channel(
+                    address, grpc.ssl_channel_credentials(root_certificates=read("ca.pem"))))):
+            try:
+                pb_grpc.SagaCoordinatorStub(channel).ListStateMachines(
+                    pb.ListStateMachinesRequest(), timeout=10)
+                raise Failure(f"a {label} client was let in")
+            except grpc.RpcError as e:
+                check(e.code() == grpc.StatusCode.UNAVAILABLE,
+                      f"a {label} client got {e.code()}, not UNAVAILABLE")
+            finally:
+                channel.close()
+        worker.stop(grace=5)
+        check(worker.stats["tasks_succeeded"] == 1 and worker.stats["results_refused"] == 0,
+              f"the TLS worker's stats: {worker.stats}")
+    finally:
+        worker.stop(grace=0)
 
 
 # --- Main --------------------------------------------------------------------
@@ -596,6 +696,12 @@ def main():
               stats["tasks_succeeded"] == 6 and stats["tasks_failed"] == 1,
               f"Python worker stats after stop: {stats}")
         check(cxx.poll() is None, f"tiny_worker exited with {cxx.returncode}")
+
+        # 6. The same over mutual TLS.
+        code = coordinator.terminate()
+        check(code == 0, f"coordinator exited {code} on SIGTERM")
+        coordinator = run_over_tls(args, dsn)
+        log(f"a Python worker and sagactl over mutual TLS ({time.monotonic() - started:.1f} s)")
         log(f"PASS in {time.monotonic() - started:.1f} s")
         return 0
     except Exception as e:  # noqa: BLE001 - every failure is reported the same way
@@ -627,6 +733,8 @@ def main():
                 log(f"cleanup: {e}")
         for f in _temp_files:
             os.unlink(f)
+        for d in _temp_dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
