@@ -1154,6 +1154,34 @@ TEST_F(WorkersOverTls, AWorkerRunsATaskOverTlsAndPlaintextClientsAreRefused) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(WorkersOverTls, TheSdkChecksTheServerNameItIsGiven) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
+  auto c = StartTls(pki, /*client_ca=*/false);
+  ASSERT_NE(c, nullptr);
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pki.Read("ca.pem");
+  // The certificate names localhost and 127.0.0.1; the address is 127.0.0.1.
+  sw::WorkerOptions right = Options(c->address(), "named-right");
+  right.credentials = grpc::SslCredentials(ssl);
+  right.tls_server_name = "localhost";
+  sw::WorkerOptions wrong = Options(c->address(), "named-wrong");
+  wrong.credentials = grpc::SslCredentials(ssl);
+  wrong.tls_server_name = "wrong.example";
+  sw::Worker a(right), b(wrong);
+  for (sw::Worker* w : {&a, &b}) {
+    w->Register("w.named", [](sw::TaskContext& ctx) -> sw::Result { return ctx.input(); });
+    w->Start();
+  }
+  EXPECT_TRUE(a.WaitConnected(seconds(20)));
+  // By then the other has tried (its handshake fails at once, and it retries
+  // every 50-500 ms): it never gets in.
+  EXPECT_FALSE(b.WaitConnected(seconds(2)));
+  EXPECT_EQ(b.stats().connections, 0u);
+  a.Shutdown(seconds(1));
+  b.Shutdown(seconds(1));
+}
+
 TEST_F(WorkersOverTls, WithAClientCaOnlyClientsWithACertificateOfItGetIn) {
   TestPki pki;
   ASSERT_TRUE(pki.ok) << "openssl failed: " << pki.Read("openssl.log");
