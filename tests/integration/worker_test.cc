@@ -1299,6 +1299,16 @@ TEST_F(WorkersOverTls, SagactlAndTheExampleServicesConnectWithTheTlsFlags) {
   EXPECT_THAT(notify.WaitLine("[notify] notify order o-1", seconds(5)),
               ::testing::HasSubstr("hello"));
 
+  // --tls trusts gRPC's default roots, which GRPC_DEFAULT_SSL_ROOTS_FILE_PATH
+  // replaces (read when first needed: no test before this one in this
+  // process needed them).
+  ASSERT_EQ(setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", pki.Path("ca.pem").c_str(), 1), 0);
+  r = with({"--address", c->address(), "--tls", "--tls-cert", pki.Path("client.pem"), "--tls-key",
+            pki.Path("client.key")},
+           {"describe-state-machine", "--name", "Notify"});
+  unsetenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH");
+  EXPECT_EQ(r.code, 0) << r.err;
+
   // The certificate says localhost and 127.0.0.1: another expected name
   // fails the handshake, the right one passes.
   std::vector<std::string> named = tls;
