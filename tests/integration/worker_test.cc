@@ -593,6 +593,75 @@ TEST_F(Workers, CallbackTaskWaitsForItsTokenWhichWorksOnce) {
   w.Shutdown(seconds(1));
 }
 
+// Human approval that takes days: once the worker has passed the token on,
+// the state waits for nobody but the token's holder. The mailer going away,
+// the coordinator dying (kill -9) and a new one starting on the same
+// database, and a new mailer connecting change nothing: the e-mail is not
+// sent again, no timeout fires (no TimeoutSeconds: Step Functions' default is
+// 99999999 s), and the token from before the restart completes the state.
+TEST_F(Workers, AnApprovalOutlivesItsWorkerAndACoordinatorRestart) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "SlowApproval", R"({"StartAt":"Ask","States":{
+    "Ask":{"Type":"Task","Resource":"w.mail.waitForTaskToken",
+           "Parameters":{"token.$":"$$.Task.Token"},"ResultPath":"$.decision","End":true}}})")));
+  std::mutex mu;
+  std::vector<std::string> mailed;  // tokens, one per handler run, of every mailer
+  auto mailer = [&](const std::string& identity) {
+    auto w = std::make_unique<sw::Worker>(Options(coordinator_->address(), identity));
+    w->Register("w.mail", [&](sw::TaskContext& ctx) -> sw::Result {
+      std::lock_guard<std::mutex> g(mu);
+      mailed.push_back(ParseJson(ctx.input()).Find("token")->as_string());
+      return "{}";
+    });
+    w->Start();
+    return w;
+  };
+  auto first = mailer("mailer-1");
+  std::string arn = Run("SlowApproval", R"({"order":"o-9"})");
+  ASSERT_TRUE(WaitUntil([&] { return first->stats().tasks_succeeded == 1; }, seconds(10)));
+  first->Shutdown(seconds(1));
+  first.reset();
+
+  const std::string address = coordinator_->address();
+  coordinator_->Kill9();
+  CoordinatorOptions same_port;
+  same_port.listen = address;
+  coordinator_ = Start(same_port, "restarted");
+  ASSERT_NE(coordinator_, nullptr);
+  stub_ = coordinator_->NewStub();
+  auto second = mailer("mailer-2");
+  ASSERT_TRUE(second->WaitConnected(seconds(10)));
+  // A marker execution served by the new mailer: once it has run, the new
+  // coordinator has dispatched what it had to dispatch.
+  std::string marker = Run("SlowApproval", R"({"order":"marker"})");
+  ASSERT_TRUE(WaitUntil([&] { return second->stats().tasks_succeeded == 1; }, seconds(10)));
+  std::string token;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    ASSERT_EQ(mailed.size(), 2u) << "the approval's e-mail was sent again";
+    token = mailed[0];
+  }
+  pb::Execution mid;
+  ASSERT_TRUE(IsOk(Describe(stub_.get(), arn, &mid)));
+  EXPECT_EQ(mid.status(), pb::RUNNING);
+
+  grpc::ClientContext ctx;
+  pb::SendTaskSuccessRequest req;
+  req.set_task_token(token);
+  req.set_output(R"({"approved":true,"by":"ops@example.com"})");
+  pb::SendTaskSuccessResponse resp;
+  ASSERT_TRUE(IsOk(stub_->SendTaskSuccess(&ctx, req, &resp)));
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(10));
+  ASSERT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()),
+            ParseJson(R"({"order":"o-9","decision":{"approved":true,"by":"ops@example.com"}})"));
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(CountEvents(*h, "ActivityScheduled"), 1);
+  EXPECT_EQ(CountEvents(*h, "ActivityStarted"), 1);
+  EXPECT_EQ(CountEvents(*h, "ActivityTimedOut"), 0);
+  second->Shutdown(seconds(1));
+}
+
 // A task handed to a waiting worker is written with its input left to the
 // history (its row's input is NULL); given back, it is claimed again with
 // the same input, attempt and idempotency key.
