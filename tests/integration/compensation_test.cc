@@ -304,9 +304,7 @@ TEST_F(Compensation, CoordinatorKilledDuringARollbackFinishesItExactlyOnceInOrde
   ASSERT_TRUE(w.WaitHeld(seconds(20)));
   const std::string address = c_->address();
   c_->Kill9();
-  CoordinatorOptions same;
-  same.listen = address;
-  c_ = Start(same, "restarted");
+  c_ = StartOn(address, "restarted");
   ASSERT_NE(c_, nullptr);
   stub_ = c_->NewStub();
   w.Release();  // its result reaches the new coordinator over the reconnected stream

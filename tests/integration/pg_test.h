@@ -25,6 +25,14 @@ class PgTest : public ::testing::Test {
                                             const std::string& label = "coordinator") {
     return StartCoordinator(dsn(), o, label);
   }
+  // A coordinator on this test's database listening on `address` (where an
+  // earlier one listened: its workers find it there).
+  std::unique_ptr<CoordinatorProcess> StartOn(const std::string& address,
+                                              const std::string& label = "restarted") {
+    CoordinatorOptions o;
+    o.listen = address;
+    return Start(o, label);
+  }
 
   std::unique_ptr<TestDatabase> db_;
 };

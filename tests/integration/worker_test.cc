@@ -433,9 +433,7 @@ TEST_F(Workers, WorkerReconnectsWhenTheCoordinatorRestarts) {
   const std::string address = coordinator_->address();
   coordinator_->Kill9();
   ASSERT_TRUE(WaitUntil([&] { return !w.connected(); }, seconds(10)));
-  CoordinatorOptions same_port;
-  same_port.listen = address;
-  coordinator_ = Start(same_port, "restarted");
+  coordinator_ = StartOn(address, "restarted");
   ASSERT_NE(coordinator_, nullptr);
   stub_ = coordinator_->NewStub();
   ASSERT_TRUE(w.WaitConnected(seconds(10)));
@@ -478,9 +476,7 @@ TEST_F(Workers, WorkerIsBackWithinASecondOfTheCoordinatorListeningAgain) {
   for (int outage = 0; outage < 10; ++outage) {
     coordinator_->Kill9();
     ASSERT_TRUE(WaitUntil([&] { return all([](sw::Worker& w) { return !w.connected(); }); }, seconds(10)));
-    CoordinatorOptions same_port;
-    same_port.listen = address;
-    coordinator_ = Start(same_port, "restarted-" + std::to_string(outage));
+    coordinator_ = StartOn(address, "restarted-" + std::to_string(outage));
     ASSERT_NE(coordinator_, nullptr);
     if (!WaitUntil([&] { return all([](sw::Worker& w) { return w.connected(); }); }, seconds(1))) {
       slow.push_back(outage);
@@ -623,9 +619,7 @@ TEST_F(Workers, AnApprovalOutlivesItsWorkerAndACoordinatorRestart) {
 
   const std::string address = coordinator_->address();
   coordinator_->Kill9();
-  CoordinatorOptions same_port;
-  same_port.listen = address;
-  coordinator_ = Start(same_port, "restarted");
+  coordinator_ = StartOn(address, "restarted");
   ASSERT_NE(coordinator_, nullptr);
   stub_ = coordinator_->NewStub();
   auto second = mailer("mailer-2");
