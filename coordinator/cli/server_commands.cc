@@ -231,11 +231,7 @@ struct Args {
 struct Connection {
   std::string address;
   bool tls = false;
-  // A PEM file, and the flag or variable it came from (named in messages).
-  struct File {
-    std::string path, source;
-  };
-  std::optional<File> ca, cert, key;
+  std::optional<PemSource> ca, cert, key;
   std::string server_name;  // expected in the server's certificate
 };
 
@@ -261,8 +257,9 @@ bool IsConnectionValueFlag(std::string_view flag) {
 // The connection the flags in `args` and the environment describe; a
 // problem is a message naming the flag (or variable).
 absl::StatusOr<Connection> ConnectionOf(const Args& args) {
-  Connection c;
-  std::map<std::string_view, std::pair<std::string, std::string>> given;  // flag -> value, source
+  // Each flag's value (`path` also for the address and the server name) and
+  // where it came from: the flag, else its variable.
+  std::map<std::string_view, PemSource> given;
   for (const ConnectionFlag& f : kConnectionValueFlags) {
     if (args.values.count(f.flag)) {
       given[f.flag] = {args.Get(f.flag), std::string(f.flag)};
@@ -270,31 +267,23 @@ absl::StatusOr<Connection> ConnectionOf(const Args& args) {
       given[f.flag] = {v, std::string(f.env)};
     }
   }
-  auto value = [&](std::string_view flag) -> const std::pair<std::string, std::string>* {
+  auto value = [&](std::string_view flag) -> std::optional<PemSource> {
     auto it = given.find(flag);
-    return it == given.end() ? nullptr : &it->second;
+    return it == given.end() ? std::nullopt : std::optional<PemSource>(it->second);
   };
-  c.address = value("--address") ? value("--address")->first : kDefaultAddress;
+  Connection c;
+  const auto address = value("--address");
+  c.address = address ? address->path : kDefaultAddress;
   if (c.address.empty()) return absl::InvalidArgumentError("--address: must be HOST:PORT");
+  c.ca = value("--tls-ca");
+  c.cert = value("--tls-cert");
+  c.key = value("--tls-key");
+  if (const auto name = value("--tls-server-name")) c.server_name = name->path;
   const char* tls_env = std::getenv("SAGA_TLS");
   c.tls = args.switches.count(kTlsSwitch) > 0 ||
           (tls_env != nullptr &&
-           (std::string_view(tls_env) == "1" || std::string_view(tls_env) == "true"));
-  auto file = [&](std::string_view flag) -> std::optional<Connection::File> {
-    const auto* v = value(flag);
-    if (v == nullptr) return std::nullopt;
-    return Connection::File{v->first, v->second};
-  };
-  c.ca = file("--tls-ca");
-  c.cert = file("--tls-cert");
-  c.key = file("--tls-key");
-  if (const auto* v = value("--tls-server-name")) c.server_name = v->first;
-  if (c.cert.has_value() != c.key.has_value()) {
-    return absl::InvalidArgumentError(
-        c.cert ? saga::StrCat(c.cert->source, " needs --tls-key (or SAGA_TLS_CLIENT_KEY)")
-               : saga::StrCat(c.key->source, " needs --tls-cert (or SAGA_TLS_CLIENT_CERT)"));
-  }
-  c.tls = c.tls || c.ca || c.cert || !c.server_name.empty();
+           (std::string_view(tls_env) == "1" || std::string_view(tls_env) == "true")) ||
+          c.ca || c.cert || c.key || !c.server_name.empty();
   return c;
 }
 
@@ -302,20 +291,12 @@ absl::StatusOr<Connection> ConnectionOf(const Args& args) {
 // gRPC's default roots) with the client certificate when given.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> CredentialsOf(const Connection& c) {
   if (!c.tls) return grpc::InsecureChannelCredentials();
+  auto pem = ReadClientTlsPem(c.ca, c.cert, c.key);
+  if (!pem.ok()) return pem.status();
   grpc::SslCredentialsOptions ssl;
-  if (c.ca) {
-    auto ca = ReadPemFile(c.ca->source, c.ca->path, "CERTIFICATE");
-    if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *std::move(ca);
-  }
-  if (c.cert) {
-    auto cert = ReadPemFile(c.cert->source, c.cert->path, "CERTIFICATE");
-    if (!cert.ok()) return cert.status();
-    auto key = ReadPemFile(c.key->source, c.key->path, "PRIVATE KEY");
-    if (!key.ok()) return key.status();
-    ssl.pem_cert_chain = *std::move(cert);
-    ssl.pem_private_key = *std::move(key);
-  }
+  ssl.pem_root_certs = std::move(pem->roots);
+  ssl.pem_cert_chain = std::move(pem->cert_chain);
+  ssl.pem_private_key = std::move(pem->private_key);
   return grpc::SslCredentials(ssl);
 }
 

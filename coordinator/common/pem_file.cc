@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "coordinator/common/status_macros.h"
 #include "coordinator/common/strings.h"
 
 namespace saga {
@@ -37,6 +38,25 @@ absl::StatusOr<std::string> ReadPemFile(std::string_view flag, const std::string
   return absl::InvalidArgumentError(saga::StrCat(flag, ": '", path,
                                                  "' holds no PEM block ending in ", label,
                                                  " (-----BEGIN ...", label, "-----)"));
+}
+
+absl::StatusOr<ClientTlsPem> ReadClientTlsPem(const std::optional<PemSource>& ca,
+                                              const std::optional<PemSource>& cert,
+                                              const std::optional<PemSource>& key) {
+  if (cert.has_value() != key.has_value()) {
+    return absl::InvalidArgumentError(
+        cert ? saga::StrCat(cert->source, " needs --tls-key (or SAGA_TLS_CLIENT_KEY)")
+             : saga::StrCat(key->source, " needs --tls-cert (or SAGA_TLS_CLIENT_CERT)"));
+  }
+  ClientTlsPem pem;
+  if (ca) {
+    ASSIGN_OR_RETURN(pem.roots, ReadPemFile(ca->source, ca->path, "CERTIFICATE"));
+  }
+  if (cert) {
+    ASSIGN_OR_RETURN(pem.cert_chain, ReadPemFile(cert->source, cert->path, "CERTIFICATE"));
+    ASSIGN_OR_RETURN(pem.private_key, ReadPemFile(key->source, key->path, "PRIVATE KEY"));
+  }
+  return pem;
 }
 
 }  // namespace saga

@@ -68,5 +68,32 @@ TEST_F(PemFileTest, ProblemsNameTheFlagAndThePath) {
   }
 }
 
+TEST_F(PemFileTest, ClientTlsNeedsACertificateAndAKeyTogether) {
+  const std::string cert = Write("client.pem", kCert), key = Write("client.key", kEcKey);
+  auto pem = ReadClientTlsPem(PemSource{cert, "--tls-ca"}, PemSource{cert, "--tls-cert"},
+                              PemSource{key, "SAGA_TLS_CLIENT_KEY"});
+  ASSERT_TRUE(pem.ok()) << pem.status();
+  EXPECT_EQ(pem->roots, kCert);
+  EXPECT_EQ(pem->cert_chain, kCert);
+  EXPECT_EQ(pem->private_key, kEcKey);
+  pem = ReadClientTlsPem(std::nullopt, std::nullopt, std::nullopt);  // gRPC's default roots
+  ASSERT_TRUE(pem.ok()) << pem.status();
+  EXPECT_EQ(pem->roots, "");
+
+  EXPECT_EQ(ReadClientTlsPem(std::nullopt, PemSource{cert, "SAGA_TLS_CLIENT_CERT"}, std::nullopt)
+                .status()
+                .message(),
+            "SAGA_TLS_CLIENT_CERT needs --tls-key (or SAGA_TLS_CLIENT_KEY)");
+  EXPECT_EQ(
+      ReadClientTlsPem(std::nullopt, std::nullopt, PemSource{key, "--tls-key"}).status().message(),
+      "--tls-key needs --tls-cert (or SAGA_TLS_CLIENT_CERT)");
+  // The key file holding no key is named by its source.
+  EXPECT_THAT(std::string(ReadClientTlsPem(std::nullopt, PemSource{cert, "--tls-cert"},
+                                           PemSource{cert, "SAGA_TLS_CLIENT_KEY"})
+                              .status()
+                              .message()),
+              ::testing::StartsWith("SAGA_TLS_CLIENT_KEY: '" + cert + "' holds no PEM block"));
+}
+
 }  // namespace
 }  // namespace saga

@@ -9,7 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -45,38 +45,39 @@ std::string EnvOr(const char* name, std::string fallback = "") {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-// TLS credentials from the --tls-* flags (their paths, empty when not
-// given); plaintext when none is. False with a message naming the flag.
-bool SetCredentials(std::string_view service, const std::map<std::string, std::string>& tls,
-                    saga::worker::WorkerOptions* o) {
-  auto fail = [&](const absl::Status& status) {
+// The --tls-* flags (or their variables), each with where it came from.
+struct TlsFlags {
+  std::optional<saga::PemSource> ca, cert, key, server_name;
+  std::optional<saga::PemSource>* Find(const std::string& flag) {
+    return flag == "--tls-ca"            ? &ca
+           : flag == "--tls-cert"        ? &cert
+           : flag == "--tls-key"         ? &key
+           : flag == "--tls-server-name" ? &server_name
+                                         : nullptr;
+  }
+};
+
+std::optional<saga::PemSource> FromEnv(const char* name) {
+  std::string v = EnvOr(name);
+  if (v.empty()) return std::nullopt;
+  return saga::PemSource{v, name};
+}
+
+// TLS credentials from `tls`; plaintext when none is given. False with a
+// message naming the flag (or variable).
+bool SetCredentials(std::string_view service, const TlsFlags& tls, saga::worker::WorkerOptions* o) {
+  if (tls.server_name) o->tls_server_name = tls.server_name->path;
+  if (!tls.ca && !tls.cert && !tls.key && !tls.server_name) return true;  // plaintext
+  auto pem = saga::ReadClientTlsPem(tls.ca, tls.cert, tls.key);
+  if (!pem.ok()) {
     std::fprintf(stderr, "order-%.*s: %s\n", static_cast<int>(service.size()), service.data(),
-                 std::string(status.message()).c_str());
+                 std::string(pem.status().message()).c_str());
     return false;
-  };
-  const std::string& ca = tls.at("--tls-ca");
-  const std::string& cert = tls.at("--tls-cert");
-  const std::string& key = tls.at("--tls-key");
-  o->tls_server_name = tls.at("--tls-server-name");
-  if (cert.empty() != key.empty()) {
-    return fail(absl::InvalidArgumentError(cert.empty() ? "--tls-key needs --tls-cert"
-                                                        : "--tls-cert needs --tls-key"));
   }
-  if (ca.empty() && cert.empty() && o->tls_server_name.empty()) return true;  // plaintext
   grpc::SslCredentialsOptions ssl;
-  if (!ca.empty()) {
-    auto pem = saga::ReadPemFile("--tls-ca", ca, "CERTIFICATE");
-    if (!pem.ok()) return fail(pem.status());
-    ssl.pem_root_certs = *pem;
-  }
-  if (!cert.empty()) {
-    auto chain = saga::ReadPemFile("--tls-cert", cert, "CERTIFICATE");
-    if (!chain.ok()) return fail(chain.status());
-    auto private_key = saga::ReadPemFile("--tls-key", key, "PRIVATE KEY");
-    if (!private_key.ok()) return fail(private_key.status());
-    ssl.pem_cert_chain = *chain;
-    ssl.pem_private_key = *private_key;
-  }
+  ssl.pem_root_certs = std::move(pem->roots);
+  ssl.pem_cert_chain = std::move(pem->cert_chain);
+  ssl.pem_private_key = std::move(pem->private_key);
   o->credentials = grpc::SslCredentials(ssl);
   return true;
 }
@@ -85,10 +86,8 @@ bool SetCredentials(std::string_view service, const std::map<std::string, std::s
 bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::WorkerOptions* o,
                 bool* help) {
   o->address = EnvOr("SAGA_ADDRESS", "127.0.0.1:7233");
-  std::map<std::string, std::string> tls = {{"--tls-ca", EnvOr("SAGA_TLS_CA")},
-                                            {"--tls-cert", EnvOr("SAGA_TLS_CLIENT_CERT")},
-                                            {"--tls-key", EnvOr("SAGA_TLS_CLIENT_KEY")},
-                                            {"--tls-server-name", EnvOr("SAGA_TLS_SERVER_NAME")}};
+  TlsFlags tls{FromEnv("SAGA_TLS_CA"), FromEnv("SAGA_TLS_CLIENT_CERT"),
+               FromEnv("SAGA_TLS_CLIENT_KEY"), FromEnv("SAGA_TLS_SERVER_NAME")};
   o->identity = "order-" + std::string(service) + ":" + std::to_string(getpid());
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -104,7 +103,7 @@ bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::W
       has_value = true;
     }
     if (flag != "--address" && flag != "--identity" && flag != "--concurrency" &&
-        tls.count(flag) == 0) {
+        tls.Find(flag) == nullptr) {
       std::fprintf(stderr, "order-%.*s: unknown argument '%s'\n", static_cast<int>(service.size()),
                    service.data(), arg.c_str());
       return false;
@@ -117,8 +116,8 @@ bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::W
       }
       value = argv[++i];
     }
-    if (tls.count(flag)) {
-      tls[flag] = value;
+    if (auto* t = tls.Find(flag)) {
+      *t = saga::PemSource{value, flag};
     } else if (flag == "--address") {
       o->address = value;
     } else if (flag == "--identity") {
