@@ -126,16 +126,15 @@ bool ParseFlags(int argc, char** argv, std::string_view service, saga::worker::W
       char* end = nullptr;
       long n = std::strtol(value.c_str(), &end, 10);
       if (value.empty() || *end != '\0' || n < 1 || n > 1000) {
-        std::fprintf(stderr,
-                     "order-%.*s: --concurrency: must be an integer from 1 to 1000, not '%s'\n",
+        std::fprintf(stderr, "order-%.*s: --concurrency: must be an integer from 1 to 1000, not '%s'\n",
                      static_cast<int>(service.size()), service.data(), value.c_str());
         return false;
       }
       o->concurrency = static_cast<int>(n);
     }
     if (value.empty()) {
-      std::fprintf(stderr, "order-%.*s: flag '%s' needs a value\n",
-                   static_cast<int>(service.size()), service.data(), flag.c_str());
+      std::fprintf(stderr, "order-%.*s: flag '%s' needs a value\n", static_cast<int>(service.size()),
+                   service.data(), flag.c_str());
       return false;
     }
   }
@@ -195,8 +194,8 @@ int RunService(int argc, char** argv, std::string_view service, Handlers handler
   std::unique_lock<std::mutex> lock(mu);
   while (!stop) {
     lock.unlock();
-    bool now =
-        was_connected ? worker.connected() : worker.WaitConnected(std::chrono::milliseconds(250));
+    bool now = was_connected ? worker.connected()
+                             : worker.WaitConnected(std::chrono::milliseconds(250));
     lock.lock();
     if (stop) break;
     if (now != was_connected) {
@@ -212,8 +211,8 @@ int RunService(int argc, char** argv, std::string_view service, Handlers handler
   saga::worker::WorkerStats s = worker.stats();
   Log(service, "stopped: " + std::to_string(s.tasks_started) + " tasks (" +
                    std::to_string(s.tasks_succeeded) + " succeeded, " +
-                   std::to_string(s.tasks_failed) + " failed, " + std::to_string(s.tasks_released) +
-                   " given back)");
+                   std::to_string(s.tasks_failed) + " failed, " +
+                   std::to_string(s.tasks_released) + " given back)");
   return 0;
 }
 
@@ -254,8 +253,10 @@ saga::worker::Result Ledger::Run(std::string_view service, const TaskFn& fn,
 }
 
 saga::worker::Handler Idempotent(std::string service, std::shared_ptr<Ledger> ledger, TaskFn fn) {
-  return [service = std::move(service), ledger = std::move(ledger), fn = std::move(fn)](
-             saga::worker::TaskContext& ctx) { return ledger->Run(service, fn, ctx); };
+  return [service = std::move(service), ledger = std::move(ledger),
+          fn = std::move(fn)](saga::worker::TaskContext& ctx) {
+    return ledger->Run(service, fn, ctx);
+  };
 }
 
 std::optional<std::string> GetString(const json::Value& v, std::string_view key) {
