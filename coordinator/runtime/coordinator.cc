@@ -1036,11 +1036,32 @@ void Coordinator::DeliverHandOffs(std::vector<HandOff>& h, const engine::Executi
     for (const auto& r : w.new_tasks) {
       if (r.task_id == ho.task_id) FillTask(st, r, &task);
     }
+    Waiter* waiter = ho.waiter;
+    if (waiter->deliver) {
+      // Pushed from here. The task uses its credit now (as TakeTasks would);
+      // the reservation holds the waiter (Unsubscribe) until it is pushed.
+      {
+        std::lock_guard<std::mutex> g(wake_mu_);
+        --waiter->capacity;
+        ++n_handed_off_;
+      }
+      const bool pushed = waiter->deliver(task);
+      std::lock_guard<std::mutex> g(wake_mu_);
+      --waiter->reserved;
+      if (!pushed) {  // closing: the mailbox, as below (its credit back)
+        ++waiter->capacity;
+        waiter->mailbox.push_back(std::move(task));
+        waiter->cv.notify_all();
+      } else if (waiter->unsubscribing) {
+        waiter->cv.notify_all();
+      }
+      continue;
+    }
     std::lock_guard<std::mutex> g(wake_mu_);
-    ho.waiter->mailbox.push_back(std::move(task));
+    waiter->mailbox.push_back(std::move(task));
     ++n_handed_off_;
-    --ho.waiter->reserved;
-    ho.waiter->cv.notify_all();
+    --waiter->reserved;
+    waiter->cv.notify_all();
   }
   h.clear();
 }
@@ -1051,16 +1072,19 @@ void Coordinator::CancelHandOffs(std::vector<HandOff>& h) {
     std::lock_guard<std::mutex> g(wake_mu_);
     for (const auto& ho : h) {
       --ho.waiter->reserved;
-      ho.waiter->cv.notify_all();
+      // A direct-delivery stream's dispatcher does not wait on hand-offs.
+      if (!ho.waiter->deliver || ho.waiter->unsubscribing) ho.waiter->cv.notify_all();
     }
   }
   h.clear();
 }
 
 std::unique_ptr<Coordinator::Waiter> Coordinator::Subscribe(
-    const std::vector<std::string>& activities, const std::string& worker, int credits) {
+    const std::vector<std::string>& activities, const std::string& worker, int credits,
+    std::function<bool(const ActivityTask&)> deliver) {
   auto w = std::make_unique<Waiter>();
   w->persistent = true;
+  w->deliver = std::move(deliver);
   w->worker = worker;
   w->activities = activities;
   w->capacity = credits;
@@ -1075,6 +1099,7 @@ std::vector<ActivityTask> Coordinator::Unsubscribe(Waiter* w) {
     auto& v = pollers_[a].waiters;
     v.erase(std::find(v.begin(), v.end(), w));
   }
+  w->unsubscribing = true;
   w->cv.wait(lock, [&] { return w->reserved == 0; });  // in-flight hand-offs land
   return std::move(w->mailbox);
 }

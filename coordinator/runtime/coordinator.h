@@ -217,10 +217,21 @@ class Coordinator {
     int reserved = 0;
     std::vector<ActivityTask> mailbox;
     bool credit_wait = false;  // its dispatcher waits for credits to scan
+    bool unsubscribing = false;  // Unsubscribe waits for `reserved` to reach 0
+    // A stream's, if set: the thread that committed a hand-off pushes it
+    // through this itself instead of leaving it in the mailbox for the
+    // stream's dispatcher (one thread woken fewer per dispatched task).
+    // False: not pushed (the stream is closing); the task goes to the
+    // mailbox after all, where the stream's end gives it back.
+    std::function<bool(const ActivityTask&)> deliver;
   };
-  // A worker stream's waiter, registered until Unsubscribe.
+  // A worker stream's waiter, registered until Unsubscribe. `deliver`, if
+  // given, takes its hand-offs (see Waiter::deliver); it runs on the
+  // committing thread, which holds the execution's lease (so it must not
+  // apply a command to it), and may run concurrently with itself.
   std::unique_ptr<Waiter> Subscribe(const std::vector<std::string>& activities,
-                                    const std::string& worker, int credits);
+                                    const std::string& worker, int credits,
+                                    std::function<bool(const ActivityTask&)> deliver = nullptr);
   // Waits until no hand-off is in flight to `w`, then unregisters it; the
   // tasks still in its mailbox are returned (the caller gives them back).
   std::vector<ActivityTask> Unsubscribe(Waiter* w);

@@ -42,8 +42,11 @@ absl::Status ValidateRegistration(const WorkerRegistration& r) {
 WorkerSession::WorkerSession(Coordinator* c, WorkerRegistration reg,
                              std::function<bool(const ActivityTask&)> push)
     : c_(c), reg_(std::move(reg)), push_(std::move(push)) {
+  // Hand-offs are pushed by the thread that committed them (PushHandOff);
+  // what a scan finds, and hand-offs it could not push, by Run.
   waiter_ = c_->Subscribe(reg_.activities, reg_.identity,
-                          reg_.initial_credits < 0 ? reg_.max_concurrency : reg_.initial_credits);
+                          reg_.initial_credits < 0 ? reg_.max_concurrency : reg_.initial_credits,
+                          [this](const ActivityTask& t) { return PushHandOff(t); });
 }
 
 void WorkerSession::Run() {
@@ -82,22 +85,23 @@ void WorkerSession::Run() {
 }
 
 void WorkerSession::Deliver(const ActivityTask& t) {
-  bool closed;
+  // Closed (the stream ended while this was claimed or handed off), or the
+  // stream broke between the claim and the push: nobody has it.
+  if (!PushHandOff(t)) (void)c_->ReleaseTask(t.task_token, reg_.identity);
+}
+
+bool WorkerSession::PushHandOff(const ActivityTask& t) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    closed = closed_;
-    if (!closed) {
-      in_flight_[t.task_token] =
-          InFlight{t.timeout_seconds.has_value() || t.heartbeat_seconds.has_value()};
-    }
+    if (closed_) return false;
+    in_flight_[t.task_token] =
+        InFlight{t.timeout_seconds.has_value() || t.heartbeat_seconds.has_value()};
   }
-  if (closed) {  // the stream ended while this was claimed or handed off
-    (void)c_->ReleaseTask(t.task_token, reg_.identity);
-  } else if (!push_(t)) {
-    // The stream broke between the claim and the push: nobody has it.
-    Forget(t.task_token);
-    (void)c_->ReleaseTask(t.task_token, reg_.identity);
-  }
+  if (push_(t)) return true;
+  // Not given back here: the committing thread holds the execution's
+  // lease. The mailbox takes it; Run (or Close) gives it back.
+  Forget(t.task_token);
+  return false;
 }
 
 absl::Status WorkerSession::Grant(int n) {

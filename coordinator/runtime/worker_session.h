@@ -79,6 +79,9 @@ class WorkerSession {
   };
   // Pushes a task claimed or handed off to this stream (or gives it back).
   void Deliver(const ActivityTask& t);
+  // Pushes a hand-off from the thread that committed it; false if the
+  // stream is closed or broken (the task is not given back here).
+  bool PushHandOff(const ActivityTask& t);
   void Forget(const std::string& token);
   int HeldLocked() const;  // tasks counted against the cap (mu_ held)
 
