@@ -585,7 +585,8 @@ std::vector<absl::Status> Coordinator::ApplyCommands(const std::vector<CommandSp
   if (!prepared.empty()) {
     std::vector<storage::PgStore::VersionedWrites> writes;
     writes.reserve(prepared.size());
-    for (const Prepared& p : prepared) {
+    for (Prepared& p : prepared) {
+      PushOnCommit(p.d.handoffs, *p.d.done, &p.d.writes);
       writes.push_back({&cmds[p.i].execution_id, p.version, &p.d.writes});
     }
     const auto applied = store_->WriteIfVersionMany(writes);
@@ -655,6 +656,7 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
       UnlockedTxn txn;
       auto w = Decide(row, std::move(st), txn, make, extra, &d);
       if (w.ok()) {
+        PushOnCommit(d.handoffs, *d.done, &*w);
         auto applied = store_->WriteIfVersion(execution_id, version, *w);
         if (applied.ok() && *applied) {
           ++n_unlocked_;
@@ -755,6 +757,7 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
   row.version = 1;
   row.start_us = now;
   row.input = input_text;
+  PushOnCommit(handoffs, *st, &w);
   absl::Status s = store_->CreateExecution(row, w);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     auto existing = store_->FindExecution(sm, name);
@@ -1064,6 +1067,15 @@ void Coordinator::DeliverHandOffs(std::vector<HandOff>& h, const engine::Executi
     waiter->cv.notify_all();
   }
   h.clear();
+}
+
+void Coordinator::PushOnCommit(std::vector<HandOff>& h, const engine::ExecutionState& st,
+                               storage::Writes* w) {
+  if (h.empty()) return;
+  // On the group commit's thread, while this transition's thread waits for
+  // it (so `h`, `st` and `*w` live); that thread's DeliverHandOffs then has
+  // nothing left to do.
+  w->after_commit = [this, &h, &st, w] { DeliverHandOffs(h, st, *w); };
 }
 
 void Coordinator::CancelHandOffs(std::vector<HandOff>& h) {

@@ -374,9 +374,13 @@ class Coordinator {
                                        engine::Decision* d, int64_t now);
   // Marks the handed-off task rows started and drops their wake-ups.
   void ApplyHandOffs(const std::vector<HandOff>& h, int64_t now, storage::Writes* w);
-  // After commit: fills the mailboxes. On failure: releases the waiters.
+  // After commit: pushes through the waiters' `deliver` or fills their
+  // mailboxes. On failure: releases the waiters.
   void DeliverHandOffs(std::vector<HandOff>& h, const engine::ExecutionState& st,
                        const storage::Writes& w);
+  // Lets the group commit deliver `h` as soon as `*w` is committed, before
+  // it wakes this thread (storage::Writes::after_commit).
+  void PushOnCommit(std::vector<HandOff>& h, const engine::ExecutionState& st, storage::Writes* w);
   void CancelHandOffs(std::vector<HandOff>& h);
   struct Pollers {
     uint64_t seq = 0;

@@ -1,9 +1,11 @@
 // In-process hand-off of a task to a worker stream (runtime::Coordinator on
 // a real PostgreSQL, no gRPC): a transition that opens a task for a
-// subscribed stream with a free credit starts it in the same commit and the
-// committing thread pushes it through the stream's `deliver` itself; what
-// the stream cannot take waits in its mailbox for the stream's dispatcher
-// (or for Unsubscribe, which gives it back to the caller).
+// subscribed stream with a free credit starts it in the same commit, and the
+// group commit's thread pushes it through the stream's `deliver` as soon as
+// it is committed; what the stream cannot take waits in its mailbox for the
+// stream's dispatcher (or for Unsubscribe, which gives it back).
+#include <pthread.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,13 +50,15 @@ class HandOff : public PgTest {
   struct Seen {
     std::mutex mu;
     std::vector<ActivityTask> tasks;
-    std::vector<std::thread::id> threads;
+    std::vector<std::string> threads;  // names
   };
   std::function<bool(const ActivityTask&)> Recorder(Seen* seen, bool take) {
     return [seen, take](const ActivityTask& t) {
       std::lock_guard<std::mutex> g(seen->mu);
       seen->tasks.push_back(t);
-      seen->threads.push_back(std::this_thread::get_id());
+      char name[32] = {0};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      seen->threads.push_back(name);
       return take;
     };
   }
@@ -74,15 +78,16 @@ class HandOff : public PgTest {
   std::unique_ptr<Coordinator> c_;
 };
 
-TEST_F(HandOff, TheCommittingThreadPushesTheTaskAndItUsesTheStreamsCredit) {
+TEST_F(HandOff, TheGroupCommitPushesTheTaskOnceCommittedAndItUsesTheStreamsCredit) {
   Seen seen;
   auto w = c_->Subscribe({"handoff-hold"}, "stream-1", 1, Recorder(&seen, true));
   const std::string id = Start("first");
   {
-    // Pushed before StartExecution returned, by the thread that called it.
+    // Pushed before StartExecution returned, by the group commit's thread
+    // (not by this one after it was woken).
     std::lock_guard<std::mutex> g(seen.mu);
     ASSERT_EQ(seen.tasks.size(), 1u);
-    EXPECT_EQ(seen.threads[0], std::this_thread::get_id());
+    EXPECT_EQ(seen.threads[0], "saga-commit");
     EXPECT_EQ(seen.tasks[0].activity, "handoff-hold");
     EXPECT_EQ(seen.tasks[0].input, R"({"n":1})");
     EXPECT_EQ(seen.tasks[0].idempotency_key, id + "/1");

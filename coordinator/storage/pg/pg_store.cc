@@ -1111,6 +1111,9 @@ void PgStore::Impl::CommitLoop() {
     ++n_batches;
     n_batch_items += batch.size();
     WriteBatch(batch);
+    for (BatchItem* b : batch) {
+      if (b->writes->after_commit && b->result.ok() && *b->result) b->writes->after_commit();
+    }
     lock.lock();
     for (BatchItem* b : batch) {
       b->done = true;

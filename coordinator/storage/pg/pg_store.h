@@ -113,6 +113,12 @@ struct Writes {
   bool notify_timers = false;
   // Activities that got runnable tasks (the caller wakes their dispatchers).
   std::vector<std::string> notify_activities;
+  // If set, the group commit runs this on its own thread as soon as these
+  // writes are committed (applied), before it wakes their caller: work that
+  // should not wait for that wake-up (pushing the tasks they start to their
+  // workers). It must be quick and must not block or write. Other paths do
+  // not run it: the caller does that work itself if it was not done.
+  std::function<void()> after_commit;
 };
 
 // The earliest timer or task deadline the writes arm (a timer, a
