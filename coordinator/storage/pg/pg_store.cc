@@ -671,9 +671,17 @@ struct PgStore::Impl {
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire() {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return !idle.empty() || open < max_size; });
+    // Last in, first out: the connection used last is taken again, so the
+    // group commit keeps one PostgreSQL backend busy, warm in the CPU's
+    // caches, instead of each batch waking the least recently used of the
+    // pool's (round robin, before: ten backends sharing its work, each cold).
+    // Seven alternating pairs at 2,000 starts/s: PostgreSQL's CPU per
+    // execution 0.29 -> 0.25 ms, the coordinator's part of scheduled ->
+    // handler p50 1.52 -> 1.06 ms (README). PgBouncer reuses its server
+    // connections the same way by default.
     if (!idle.empty()) {
-      auto c = std::move(idle.front());
-      idle.pop_front();
+      auto c = std::move(idle.back());
+      idle.pop_back();
       return c;
     }
     ++open;
