@@ -69,7 +69,15 @@ struct Worker::Impl {
   // every handler thread on every task pushed, result sent and ack read).
   // Results and acks wake `cv` only while stopping, when Shutdown waits.
   mutable std::condition_variable cv;        // connected, shut; stopping: running tasks, outbox
-  std::condition_variable queue_cv;          // handler threads: a task queued, closing
+  // Handler threads wait on a slot each (a task queued, closing): a task
+  // wakes the one that went idle last, still warm in the CPU's caches,
+  // where a shared condition variable wakes the one idle longest.
+  struct HandlerSlot {
+    std::condition_variable cv;
+    bool woken = false;
+  };
+  std::vector<std::unique_ptr<HandlerSlot>> handler_slots;  // one per handler thread
+  std::vector<HandlerSlot*> idle_handlers;                  // the last to go idle at the back
   std::condition_variable conn_cv;           // the connection thread: stream ended, closing
   std::condition_variable ticker_cv;         // the ticker: an earlier deadline, closing
   Clock::time_point ticker_wake = Clock::time_point::max();  // when the ticker next looks
@@ -220,6 +228,7 @@ struct Worker::Impl {
     info.compensated_state = p.compensated_state();
     info.compensated_idempotency_key = p.compensated_idempotency_key();
     bool give_back = false;
+    HandlerSlot* wake = nullptr;
     {
       std::lock_guard<std::mutex> g(mu);
       if (running.count(info.task_token)) {
@@ -241,13 +250,18 @@ struct Worker::Impl {
         running[info.task_token] = std::move(r);
         queue.push_back(info.task_token);
         ++stats.tasks_started;
+        if (!idle_handlers.empty()) {
+          wake = idle_handlers.back();
+          idle_handlers.pop_back();
+          wake->woken = true;
+        }
       }
     }
     if (give_back) {
       Release(info.task_token);
       return;
     }
-    queue_cv.notify_one();
+    if (wake) wake->cv.notify_one();  // slots live as long as the worker
   }
 
   void Release(const std::string& token) {
@@ -315,13 +329,18 @@ struct Worker::Impl {
     });
   }
 
-  void HandlerLoop() {
+  void HandlerLoop(HandlerSlot& slot) {
     while (true) {
       std::string token;
       std::shared_ptr<RunningContext> ctx;
       {
         std::unique_lock<std::mutex> lock(mu);
-        queue_cv.wait(lock, [&] { return closing || !queue.empty(); });
+        while (!closing && queue.empty()) {
+          slot.woken = false;
+          idle_handlers.push_back(&slot);
+          slot.cv.wait(lock, [&] { return slot.woken || closing; });
+          if (!slot.woken) std::erase(idle_handlers, &slot);  // closing
+        }
         if (queue.empty()) return;
         token = queue.front();
         queue.pop_front();
@@ -692,11 +711,14 @@ void Worker::Start() {
   w.channel = grpc::CreateCustomChannel(
       w.opts.address, w.opts.credentials ? w.opts.credentials : grpc::InsecureChannelCredentials(),
       args);
+  for (int i = 0; i < w.opts.concurrency; ++i) {
+    w.handler_slots.push_back(std::make_unique<Impl::HandlerSlot>());
+  }
   // Named for top -H and debuggers (at most 15 characters).
   for (int i = 0; i < w.opts.concurrency; ++i) {
-    w.handler_threads.emplace_back([&w] {
+    w.handler_threads.emplace_back([&w, slot = w.handler_slots[i].get()] {
       pthread_setname_np(pthread_self(), "saga-handler");
-      w.HandlerLoop();
+      w.HandlerLoop(*slot);
     });
   }
   w.ticker_thread = std::thread([&w] {
@@ -758,7 +780,7 @@ void Worker::Shutdown(std::chrono::milliseconds grace) {
   }
   w.cv.notify_all();
   w.conn_cv.notify_all();
-  w.queue_cv.notify_all();
+  for (auto& slot : w.handler_slots) slot->cv.notify_all();
   w.ticker_cv.notify_all();
   if (w.conn_thread.joinable()) w.conn_thread.join();
   if (w.ticker_thread.joinable()) w.ticker_thread.join();
