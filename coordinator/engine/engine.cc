@@ -25,6 +25,8 @@ struct Failure {
   // A heartbeat timeout is reported as States.Timeout (as AWS records it)
   // but also matches ErrorEquals "States.HeartbeatTimeout".
   bool heartbeat = false;
+  // A task's TimeoutSeconds or HeartbeatSeconds ran out (see AsCatchOutput).
+  bool timed_out = false;
 
   bool Matches(std::string_view pattern) const {
     if (heartbeat && pattern == asl::kStatesHeartbeatTimeout) return true;
@@ -41,13 +43,21 @@ struct Failure {
     if (error) details->Set("error", json::Value(*error));
     if (cause) details->Set("cause", json::Value(*cause));
   }
-  // {"Error": ..., "Cause": ...} as a Catch places it at ResultPath. AWS
-  // leaves out a field it does not have (a timeout is {"Error":
-  // "States.Timeout"}), so do we.
+  // {"Error": ..., "Cause": ...} as a Catch places it at ResultPath: both
+  // fields always, as ASL defines the error output and as AWS writes it
+  // (recorded against AWS in LocalStack's Step Functions snapshots). A
+  // field the failure has not is null (SendTaskFailure with neither error
+  // nor cause gives {"Error": null, "Cause": null}:
+  // test_sqs_failure_in_wait_for_task_tok_no_error_field), except a task
+  // timeout's Cause, which is "" ({"Error": "States.Timeout", "Cause": ""}:
+  // test_invoke_timeout). The history events still leave out what the
+  // failure has not, as AWS's do.
   json::Value AsCatchOutput() const {
     json::Object o;
-    if (error) o.emplace_back("Error", json::Value(*error));
-    if (cause) o.emplace_back("Cause", json::Value(*cause));
+    o.emplace_back("Error", error ? json::Value(*error) : json::Value());
+    o.emplace_back("Cause", cause       ? json::Value(*cause)
+                            : timed_out ? json::Value(std::string())
+                                        : json::Value());
     return json::Value(std::move(o));
   }
 };
@@ -240,7 +250,7 @@ class Decider {
   absl::Status Handle(const TaskTimedOutCommand& c) {
     ASSIGN_OR_RETURN(Frame * f, TaskFrame(c.task_id));
     // AWS reports both kinds as States.Timeout without a cause.
-    Failure fl{std::string(asl::kStatesTimeout), std::nullopt, c.heartbeat};
+    Failure fl{std::string(asl::kStatesTimeout), std::nullopt, c.heartbeat, /*timed_out=*/true};
     if (IsCompensation(*f)) return CompensationFailed(f, fl, true);
     json::Value d = Details("taskId", json::Value(c.task_id));
     fl.AddTo(&d);

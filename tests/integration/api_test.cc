@@ -404,6 +404,46 @@ TEST_F(Api, CallbackTokenUsedTwiceIsRefusedTheSecondTimeAndChangesNothing) {
   EXPECT_EQ(WaitFinished(stub_.get(), arn, seconds(10)).output(), R"("shipped")");
 }
 
+// As AWS records it (LocalStack: test_sqs_failure_in_wait_for_task_tok_no_error_field):
+// SendTaskFailure with neither error nor cause fails the callback task
+// with nothing, States.ALL catches it, and the error output is
+// {"Error": null, "Cause": null}; the ActivityFailed event has neither.
+TEST_F(Api, CallbackFailedWithoutErrorOrCauseIsCaughtWithNullFields) {
+  constexpr char kDef[] = R"({"StartAt":"Ask","States":{
+    "Ask":{"Type":"Task","Resource":"it-ask.waitForTaskToken",
+           "Parameters":{"token.$":"$$.Task.Token"},
+           "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.states_all_error","Next":"Caught"}],
+           "End":true},
+    "Caught":{"Type":"Pass","End":true}}})";
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "ask", kDef)));
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub_.get(), "ask", "a", R"({"Message":"m"})", &arn)));
+  pb::GetActivityTaskResponse t = TakeTask("it-ask");
+  const std::string callback = ParseJson(t.input()).Find("token")->as_string();
+  {
+    grpc::ClientContext ctx;
+    pb::SendTaskFailureRequest req;  // no error, no cause
+    req.set_task_token(callback);
+    pb::SendTaskFailureResponse resp;
+    ASSERT_TRUE(IsOk(stub_->SendTaskFailure(&ctx, req, &resp)));
+  }
+  pb::Execution e = WaitFinished(stub_.get(), arn, seconds(10));
+  EXPECT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()),
+            ParseJson(R"({"Message":"m","states_all_error":{"Error":null,"Cause":null}})"));
+  auto h = History(stub_.get(), arn);
+  ASSERT_TRUE(h.ok());
+  int failed = 0;
+  for (const auto& ev : *h) {
+    if (ev.type() != "ActivityFailed") continue;
+    ++failed;
+    json::Value d = ParseJson(ev.details());
+    EXPECT_EQ(d.Find("error"), nullptr) << ev.details();
+    EXPECT_EQ(d.Find("cause"), nullptr) << ev.details();
+  }
+  EXPECT_EQ(failed, 1);
+}
+
 // --- limits and bad requests ------------------------------------------------------------
 
 TEST_F(Api, OversizedInputIsInvalidArgumentNamingInput) {
