@@ -19,6 +19,11 @@ namespace {
 
 std::string Ts(int64_t us) { return engine::FormatTimestamp(us); }
 
+// A proto3 `optional string`: absent, or as given (even empty).
+std::optional<std::string> OptionalField(bool has, const std::string& value) {
+  return has ? std::optional<std::string>(value) : std::nullopt;
+}
+
 v1::StateMachineType TypeOf(int t) { return t == 2 ? v1::EXPRESS : v1::STANDARD; }
 
 void FillStateMachine(const storage::StateMachineRecord& r, v1::StateMachine* out) {
@@ -224,7 +229,8 @@ grpc::Status SagaService::SendTaskSuccess(grpc::ServerContext*,
 grpc::Status SagaService::SendTaskFailure(grpc::ServerContext*,
                                           const v1::SendTaskFailureRequest* req,
                                           v1::SendTaskFailureResponse*) {
-  return ToGrpc(c_->SendTaskFailure(req->task_token(), req->error(), req->cause()));
+  return ToGrpc(c_->SendTaskFailure(req->task_token(), OptionalField(req->has_error(), req->error()),
+                                    OptionalField(req->has_cause(), req->cause())));
 }
 
 grpc::Status SagaService::SendTaskHeartbeat(grpc::ServerContext*,
@@ -549,8 +555,8 @@ class WorkerStreamReactor final
         }
         r.token = m.fail().task_token();
         r.failed = true;
-        r.error = m.fail().error();
-        r.cause = m.fail().cause();
+        r.error = OptionalField(m.fail().has_error(), m.fail().error());
+        r.cause = OptionalField(m.fail().has_cause(), m.fail().cause());
       } else if (m.has_heartbeat()) {
         bool cancelled = false;
         absl::Status s = session_->Heartbeat(m.heartbeat().task_token(), &cancelled);

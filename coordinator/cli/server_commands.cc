@@ -547,8 +547,9 @@ class Session {
   int SendTaskFailure(const Args& a) {
     pb::SendTaskFailureRequest req;
     req.set_task_token(a.Get("--task-token"));
-    req.set_error(a.Get("--error"));
-    req.set_cause(a.Get("--cause"));
+    // Left out unless given (`--cause ''` sends an empty cause).
+    if (a.Has("--error")) req.set_error(a.Get("--error"));
+    if (a.Has("--cause")) req.set_cause(a.Get("--cause"));
     pb::SendTaskFailureResponse resp;
     grpc::Status s = Call(&Stub::SendTaskFailure, req, &resp);
     if (!s.ok()) return RpcFail(s);

@@ -861,11 +861,21 @@ TEST_F(ServerCommandsTest, SendTaskFailureAndHeartbeat) {
   r = Run({"send-task-heartbeat", "--task-token", "t2"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "{}\n");
+  // Left out unless given; given empty, sent empty (AWS tells them apart).
+  r = Run({"send-task-failure", "--task-token", "t3"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = Run({"send-task-failure", "--task-token", "t4", "--cause", ""});
+  EXPECT_EQ(r.code, 0) << r.err;
   auto failures = fake_.send_task_failure.requests();
-  ASSERT_EQ(failures.size(), 1u);
+  ASSERT_EQ(failures.size(), 3u);
   EXPECT_EQ(failures[0].task_token(), "t1");
   EXPECT_EQ(failures[0].error(), "E");
   EXPECT_EQ(failures[0].cause(), "C");
+  EXPECT_FALSE(failures[1].has_error());
+  EXPECT_FALSE(failures[1].has_cause());
+  EXPECT_FALSE(failures[2].has_error());
+  ASSERT_TRUE(failures[2].has_cause());
+  EXPECT_EQ(failures[2].cause(), "");
   auto beats = fake_.send_task_heartbeat.requests();
   ASSERT_EQ(beats.size(), 1u);
   EXPECT_EQ(beats[0].task_token(), "t2");

@@ -1482,17 +1482,21 @@ absl::Status Coordinator::ReleaseTask(const std::string& token, const std::strin
   return s;
 }
 
-absl::StatusOr<Coordinator::CommandSpec> Coordinator::FailCommand(const std::string& token,
-                                                                   const std::string& error,
-                                                                   const std::string& cause) {
+absl::StatusOr<Coordinator::CommandSpec> Coordinator::FailCommand(
+    const std::string& token, const std::optional<std::string>& error,
+    const std::optional<std::string>& cause) {
   auto ref = tokens_.Decode(token);
   if (!ref.ok()) return ref.status();
-  if (error.size() > 256) return absl::InvalidArgumentError("error: longer than 256 characters");
-  if (cause.size() > 32768) return absl::InvalidArgumentError("cause: longer than 32768 characters");
+  if (error && error->size() > 256) {
+    return absl::InvalidArgumentError("error: longer than 256 characters");
+  }
+  if (cause && cause->size() > 32768) {
+    return absl::InvalidArgumentError("cause: longer than 32768 characters");
+  }
   engine::TaskFailedCommand failed;
   failed.task_id = ref->task_id;
-  if (!error.empty()) failed.error = error;
-  if (!cause.empty()) failed.cause = cause;
+  failed.error = error;
+  failed.cause = cause;
   CommandSpec c;
   c.execution_id = ref->execution_id;
   c.make = [failed](const engine::ExecutionState& st,
@@ -1503,8 +1507,9 @@ absl::StatusOr<Coordinator::CommandSpec> Coordinator::FailCommand(const std::str
   return c;
 }
 
-absl::Status Coordinator::SendTaskFailure(const std::string& token, const std::string& error,
-                                          const std::string& cause) {
+absl::Status Coordinator::SendTaskFailure(const std::string& token,
+                                          const std::optional<std::string>& error,
+                                          const std::optional<std::string>& cause) {
   auto c = FailCommand(token, error, cause);
   if (!c.ok()) return c.status();
   return ApplyCommand(c->execution_id, c->make, nullptr, false);

@@ -177,8 +177,9 @@ class Coordinator {
   struct WorkerResult {
     std::string token;
     bool failed = false;
-    std::string output;        // a success
-    std::string error, cause;  // a failure
+    std::string output;  // a success
+    // A failure's, each absent or as given (as SendTaskFailure's).
+    std::optional<std::string> error, cause;
   };
   std::vector<absl::Status> ApplyWorkerResults(const std::vector<WorkerResult>& results);
   // Gives a started task back: runnable again as the same attempt (no
@@ -194,8 +195,10 @@ class Coordinator {
   // This process's random instance id.
   const std::string& instance() const { return instance_; }
   absl::Status SendTaskSuccess(const std::string& token, const std::string& output);
-  absl::Status SendTaskFailure(const std::string& token, const std::string& error,
-                               const std::string& cause);
+  // `error` and `cause` may each be absent (as on AWS); an empty string is
+  // kept as given.
+  absl::Status SendTaskFailure(const std::string& token, const std::optional<std::string>& error,
+                               const std::optional<std::string>& cause);
   absl::Status SendTaskHeartbeat(const std::string& token);
 
   // A dispatch waiter: a long poll's (for one call) or a worker stream's
@@ -271,8 +274,9 @@ class Coordinator {
   };
   absl::StatusOr<CommandSpec> SucceedCommand(const std::string& token, const std::string& output,
                                              bool from_worker);
-  absl::StatusOr<CommandSpec> FailCommand(const std::string& token, const std::string& error,
-                                          const std::string& cause);
+  absl::StatusOr<CommandSpec> FailCommand(const std::string& token,
+                                          const std::optional<std::string>& error,
+                                          const std::optional<std::string>& cause);
   // ApplyCommand for several commands (no extra writes, waiting for leases),
   // one status each (see ApplyWorkerResults).
   std::vector<absl::Status> ApplyCommands(const std::vector<CommandSpec>& cmds);

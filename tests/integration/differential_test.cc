@@ -171,9 +171,9 @@ TEST_F(Differential, ConformanceCasesRunDurablyAsTheEngineAloneRunsThem) {
     k->file = f.filename().string();
     k->definition = c.Find("definition")->Dump();
     k->input = c.Find("input") ? c.Find("input")->Dump() : "{}";
-    // A worker's TaskError cannot tell an empty cause from none (proto3
-    // strings; the coordinator records none), so mocks throwing with
-    // "Cause": "" throw without one here, on both sides.
+    // The C++ SDK's TaskError cannot tell an empty cause from none (it
+    // sends an empty one as none; the protocol could tell them apart), so
+    // mocks throwing with "Cause": "" throw without one here, on both sides.
     json::Value config = *c.Find("mockConfig");
     for (auto& [key, responses] : config.mutable_object()) {
       if (key != "MockedResponses" || !responses.is_object()) continue;

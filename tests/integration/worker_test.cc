@@ -849,6 +849,7 @@ TEST_F(Workers, ACreditCarriedByAResultBringsTheNextTask) {
   fail.mutable_fail()->set_request_id(4);
   fail.mutable_fail()->set_task_token(t2.task_token());
   fail.mutable_fail()->set_error("Carry.Failed");
+  fail.mutable_fail()->set_cause("");  // given empty: kept (left out: none)
   fail.mutable_fail()->set_credit(1);
   ASSERT_TRUE(s->Write(fail));
   EXPECT_EQ(ack_of(4).code(), 0);
@@ -865,6 +866,15 @@ TEST_F(Workers, ACreditCarriedByAResultBringsTheNextTask) {
     const auto st = WaitFinished(stub_.get(), arn, seconds(20)).status();
     succeeded += st == pb::SUCCEEDED ? 1 : 0;
     failed += st == pb::FAILED ? 1 : 0;
+    if (st != pb::FAILED) continue;
+    auto h = History(stub_.get(), arn);
+    ASSERT_TRUE(h.ok());
+    ASSERT_FALSE(h->empty());
+    json::Value d = ParseJson(h->back().details());
+    EXPECT_EQ(h->back().type(), "ExecutionFailed");
+    ASSERT_NE(d.Find("cause"), nullptr) << h->back().details();
+    EXPECT_EQ(d.Find("cause")->as_string(), "");
+    EXPECT_EQ(d.Find("error")->as_string(), "Carry.Failed");
   }
   EXPECT_EQ(succeeded, 2);
   EXPECT_EQ(failed, 1);

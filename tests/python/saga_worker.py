@@ -80,10 +80,10 @@ class _ProtocolError(Exception):
 class TaskError(Exception):
     """A task failure, matched by the state's Retry and Catch (ErrorEquals)."""
 
-    def __init__(self, error, cause=""):
+    def __init__(self, error=None, cause=None):
         super().__init__(f"{error}: {cause}")
-        self.error = error
-        self.cause = cause
+        self.error = error  # None: left out (a Catch then sees "Error": null)
+        self.cause = cause  # None: left out; "" is sent as an empty cause
 
 
 class Task:
@@ -346,8 +346,9 @@ class StreamWorker:
             output = json.dumps(handler(payload, task))
             msg = pb.WorkerMessage(complete=pb.CompleteTask(task_token=task.token, output=output))
         except TaskError as e:
-            msg = pb.WorkerMessage(fail=pb.FailTask(task_token=task.token, error=e.error,
-                                                    cause=e.cause))
+            # proto3 optional fields: only what the error has is set.
+            given = {k: v for k, v in (("error", e.error), ("cause", e.cause)) if v is not None}
+            msg = pb.WorkerMessage(fail=pb.FailTask(task_token=task.token, **given))
         except Exception as e:  # noqa: BLE001 - a handler bug fails the task
             log.exception("%s: handler of %s raised", self.identity, task.activity)
             msg = pb.WorkerMessage(fail=pb.FailTask(task_token=task.token,

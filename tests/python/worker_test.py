@@ -367,7 +367,8 @@ def run_main_execution(ctl, side, stub, watch):
     out = result["output"]
     check(out.get("py") == {"doubled": 42}, f"Python result missing: {out}")
     check(out.get("cxx") == {"echo": {"doubled": 42}, "attempt": 0}, f"C++ result missing: {out}")
-    check(out.get("caught", {}).get("Error") == "Py.Refused", f"caught TaskError missing: {out}")
+    check(out.get("caught") == {"Error": "Py.Refused", "Cause": "refused on purpose"},
+          f"caught TaskError missing: {out}")
     check(out.get("rollback") == [{"state": "Double", "status": "COMPENSATED"}],
           f"compensation missing: {out}")
     check(out.get("big", {}).get("Error") == "States.DataLimitExceeded",

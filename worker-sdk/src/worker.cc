@@ -292,8 +292,9 @@ struct Worker::Impl {
       m.mutable_complete()->set_credit(credit);
     } else {
       m.mutable_fail()->set_task_token(token);
-      m.mutable_fail()->set_error(r.error().error);
-      m.mutable_fail()->set_cause(r.error().cause);
+      // Empty: left out (TaskError has no way to say "empty" apart from none).
+      if (!r.error().error.empty()) m.mutable_fail()->set_error(r.error().error);
+      if (!r.error().cause.empty()) m.mutable_fail()->set_cause(r.error().cause);
       m.mutable_fail()->set_credit(credit);
     }
     Send(m, true, [this, ok, token, credit](const v1::WorkerAck& a) {

@@ -43,7 +43,8 @@ struct TaskInfo {
 };
 
 // A task failure the coordinator matches against the state's Retry and
-// Catch (ErrorEquals). Handlers never retry themselves.
+// Catch (ErrorEquals). Handlers never retry themselves. An empty error or
+// cause is sent as none (a Catch's error output then has null there).
 struct TaskError {
   std::string error;
   std::string cause;
