@@ -259,6 +259,8 @@ TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
   sw::Worker w(Options(coordinator_->address(), "flaky"));
   w.Register("w.flaky", [&](sw::TaskContext& ctx) -> sw::Result {
     json::Value in = ParseJson(ctx.input());
+    // An empty cause: the SDK sends none, and the Catch sees "Cause": null.
+    if (in.Find("bare")) return sw::TaskError{"Flaky.Broken", ""};
     if (in.Find("broken")) return sw::TaskError{"Flaky.Broken", "always broken"};
     if (ctx.attempt() == 0) return sw::TaskError{"Flaky.Busy", "try again"};
     return "{\"attempt\":" + std::to_string(ctx.attempt()) + "}";
@@ -266,6 +268,7 @@ TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
   w.Start();
   std::string retried = Run("Flaky", "{}");
   std::string caught = Run("Flaky", R"({"broken":true})");
+  std::string bare = Run("Flaky", R"({"bare":true})");
   pb::Execution a = WaitFinished(stub_.get(), retried, seconds(20));
   ASSERT_EQ(a.status(), pb::SUCCEEDED);
   EXPECT_EQ(ParseJson(a.output()), ParseJson(R"({"attempt":1})"));
@@ -275,6 +278,10 @@ TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
   EXPECT_EQ(out.Find("handled")->as_string(), "caught");
   EXPECT_EQ(out.Find("error")->Find("Error")->as_string(), "Flaky.Broken");
   EXPECT_EQ(out.Find("error")->Find("Cause")->as_string(), "always broken");
+  pb::Execution c = WaitFinished(stub_.get(), bare, seconds(20));
+  ASSERT_EQ(c.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(c.output()).Find("error")->Dump(),
+            ParseJson(R"({"Error":"Flaky.Broken","Cause":null})").Dump());
   auto h = History(stub_.get(), retried);
   ASSERT_TRUE(h.ok());
   EXPECT_EQ(CountEvents(*h, "ActivityFailed"), 1);
