@@ -627,14 +627,7 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
   // is as safe, only slower.
   const bool leased = AcquireLease(execution_id, !skip_locked);
   if (!leased && skip_locked) return absl::ResourceExhaustedError("execution is busy");
-  struct Lease {
-    Coordinator* self;
-    const std::string& id;
-    bool held;
-    ~Lease() {
-      if (held) self->ReleaseLease(id);
-    }
-  } lease{this, execution_id, leased};
+  LeaseGuard lease{this, execution_id, leased};
   auto finish = [&](Decided& d) { FinishDecided(execution_id, d); };
   // Fast path: with the execution's state cached at version v, decide
   // without a lock and write in one statement that applies only if the row
@@ -726,6 +719,11 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
   if (!machine.ok()) return machine.status();
 
   const std::string id = NewUuid();
+  // Held until the new state is cached (PutState below): the group commit
+  // pushes the first tasks before this thread runs again, and a result
+  // coming back meanwhile must wait for it, not miss the cache and replay
+  // the history on the locked path. A new id: never waits.
+  LeaseGuard lease{this, id, AcquireLease(id, /*wait=*/false)};
   const int64_t now = NowUs();
   auto st = std::make_unique<engine::ExecutionState>();
   st->machine = *machine;

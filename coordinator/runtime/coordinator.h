@@ -305,6 +305,15 @@ class Coordinator {
   // false when another thread holds it (after waiting up to 5 s if `wait`).
   bool AcquireLease(const std::string& id, bool wait);
   void ReleaseLease(const std::string& id);
+  // Releases a lease, if `held`, when it goes out of scope.
+  struct LeaseGuard {
+    Coordinator* self;
+    const std::string& id;
+    bool held;
+    ~LeaseGuard() {
+      if (held) self->ReleaseLease(id);
+    }
+  };
 
   // The latest revision of a state machine, cached for a second: as on Step
   // Functions, executions started right after an update or delete made
