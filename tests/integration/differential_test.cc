@@ -110,7 +110,7 @@ void RunDurablyAndCompare(const std::string& dsn, const std::vector<std::unique_
       if (!r.ok()) return sw::TaskError{"States.Runtime", std::string(r.status().message())};
       if (!r->has_value()) return sw::Result(t.input);  // not mocked: echo
       const engine::MockResponse& m = **r;
-      if (m.is_throw) return sw::TaskError{m.error.value_or(""), m.cause.value_or("")};
+      if (m.is_throw) return sw::TaskError{m.error.value_or(""), m.cause.value_or(""), m.error.has_value(), m.cause.has_value()};
       return sw::Result(m.value.Dump());
     });
   }

@@ -261,6 +261,8 @@ TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
     json::Value in = ParseJson(ctx.input());
     // An empty cause: the SDK sends none, and the Catch sees "Cause": null.
     if (in.Find("bare")) return sw::TaskError{"Flaky.Broken", ""};
+    // Asked for: the empty cause is sent as "", and the Catch sees "Cause": "".
+    if (in.Find("empty")) return sw::TaskError{"Flaky.Broken", "", false, /*send_empty_cause=*/true};
     if (in.Find("broken")) return sw::TaskError{"Flaky.Broken", "always broken"};
     if (ctx.attempt() == 0) return sw::TaskError{"Flaky.Busy", "try again"};
     return "{\"attempt\":" + std::to_string(ctx.attempt()) + "}";
@@ -269,6 +271,7 @@ TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
   std::string retried = Run("Flaky", "{}");
   std::string caught = Run("Flaky", R"({"broken":true})");
   std::string bare = Run("Flaky", R"({"bare":true})");
+  std::string empty = Run("Flaky", R"({"empty":true})");
   pb::Execution a = WaitFinished(stub_.get(), retried, seconds(20));
   ASSERT_EQ(a.status(), pb::SUCCEEDED);
   EXPECT_EQ(ParseJson(a.output()), ParseJson(R"({"attempt":1})"));
@@ -282,6 +285,10 @@ TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
   ASSERT_EQ(c.status(), pb::SUCCEEDED);
   EXPECT_EQ(ParseJson(c.output()).Find("error")->Dump(),
             ParseJson(R"({"Error":"Flaky.Broken","Cause":null})").Dump());
+  pb::Execution e = WaitFinished(stub_.get(), empty, seconds(20));
+  ASSERT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()).Find("error")->Dump(),
+            ParseJson(R"({"Error":"Flaky.Broken","Cause":""})").Dump());
   auto h = History(stub_.get(), retried);
   ASSERT_TRUE(h.ok());
   EXPECT_EQ(CountEvents(*h, "ActivityFailed"), 1);

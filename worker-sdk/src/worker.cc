@@ -293,8 +293,9 @@ struct Worker::Impl {
     } else {
       m.mutable_fail()->set_task_token(token);
       // Empty: left out (TaskError has no way to say "empty" apart from none).
-      if (!r.error().error.empty()) m.mutable_fail()->set_error(r.error().error);
-      if (!r.error().cause.empty()) m.mutable_fail()->set_cause(r.error().cause);
+      const TaskError& e = r.error();
+      if (!e.error.empty() || e.send_empty_error) m.mutable_fail()->set_error(e.error);
+      if (!e.cause.empty() || e.send_empty_cause) m.mutable_fail()->set_cause(e.cause);
       m.mutable_fail()->set_credit(credit);
     }
     Send(m, true, [this, ok, token, credit](const v1::WorkerAck& a) {

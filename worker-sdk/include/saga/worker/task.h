@@ -44,10 +44,15 @@ struct TaskInfo {
 
 // A task failure the coordinator matches against the state's Retry and
 // Catch (ErrorEquals). Handlers never retry themselves. An empty error or
-// cause is sent as none (a Catch's error output then has null there).
+// cause is sent as none (a Catch's error output then has null there), unless
+// send_empty_error / send_empty_cause asks to send it as "" (AWS tells the
+// two apart: the Catch's error output then has "" there):
+//   TaskError{"Payment.Declined", "", /*send_empty_error=*/false, /*send_empty_cause=*/true}
 struct TaskError {
   std::string error;
   std::string cause;
+  bool send_empty_error = false;
+  bool send_empty_cause = false;
 };
 
 // A handler's outcome: the task's JSON result, or a TaskError.
