@@ -72,8 +72,20 @@ DEFINITION = {
                  "Next": "Refuse"},
         "Refuse": {"Type": "Task", "Resource": "py.refuse", "ResultPath": None,
                    "Catch": [{"ErrorEquals": ["Py.Refused"], "ResultPath": "$.caught",
-                              "Next": "RollBack"}],
-                   "Next": "RollBack"},
+                              "Next": "RefuseBare"}],
+                   "Next": "RefuseBare"},
+        # TaskError without a cause (left out of FailTask) and with an empty
+        # one: the Catch sees "Cause": null and "Cause": "" (AWS_NOTES.md 8).
+        "RefuseBare": {"Type": "Task", "Resource": "py.refuse", "Parameters": {"bare": True},
+                       "ResultPath": None,
+                       "Catch": [{"ErrorEquals": ["Py.Refused"], "ResultPath": "$.caught_bare",
+                                  "Next": "RefuseEmpty"}],
+                       "Next": "RefuseEmpty"},
+        "RefuseEmpty": {"Type": "Task", "Resource": "py.refuse", "Parameters": {"empty": True},
+                        "ResultPath": None,
+                        "Catch": [{"ErrorEquals": ["Py.Refused"],
+                                   "ResultPath": "$.caught_empty", "Next": "RollBack"}],
+                        "Next": "RollBack"},
         "RollBack": {"Type": "Compensate", "ResultPath": "$.rollback", "Next": "Big"},
         "Big": {"Type": "Task", "Resource": "py.big", "ResultPath": "$.big",
                 "Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "ResultPath": "$.big",
@@ -254,6 +266,10 @@ class PythonSide:
 
     def refuse(self, payload, task):
         self._record(task)
+        if payload.get("bare"):
+            raise TaskError("Py.Refused")
+        if payload.get("empty"):
+            raise TaskError("Py.Refused", "")
         raise TaskError("Py.Refused", "refused on purpose")
 
     def undo(self, payload, task):
@@ -369,6 +385,10 @@ def run_main_execution(ctl, side, stub, watch):
     check(out.get("cxx") == {"echo": {"doubled": 42}, "attempt": 0}, f"C++ result missing: {out}")
     check(out.get("caught") == {"Error": "Py.Refused", "Cause": "refused on purpose"},
           f"caught TaskError missing: {out}")
+    check(out.get("caught_bare") == {"Error": "Py.Refused", "Cause": None},
+          f"a TaskError without a cause: {out.get('caught_bare')!r}")
+    check(out.get("caught_empty") == {"Error": "Py.Refused", "Cause": ""},
+          f"a TaskError with an empty cause: {out.get('caught_empty')!r}")
     check(out.get("rollback") == [{"state": "Double", "status": "COMPENSATED"}],
           f"compensation missing: {out}")
     check(out.get("big", {}).get("Error") == "States.DataLimitExceeded",
@@ -378,7 +398,7 @@ def run_main_execution(ctl, side, stub, watch):
 
     events = ctl("get-execution-history", result["executionId"])["events"]
     check_workers(events, {"Double": PY_WORKER, "Echo": CXX_WORKER, "Refuse": PY_WORKER,
-                           "RollBack": PY_WORKER, "Big": PY_WORKER, "Notify": PY_WORKER,
+                           "RefuseBare": PY_WORKER, "RefuseEmpty": PY_WORKER, "RollBack": PY_WORKER, "Big": PY_WORKER, "Notify": PY_WORKER,
                            "Poll": POLLER})
     failed = [e for e in events if e["type"] == "ActivityFailed" and e["stateName"] == "Refuse"]
     check(failed and failed[0].get("error") == "Py.Refused" and
@@ -693,8 +713,9 @@ def main():
         check(stopped_in < 3, f"StreamWorker.stop took {stopped_in:.1f} s")
         check(stats["tasks_released"] == 0 and stats["results_refused"] == 0 and
               # py.big's result is accepted (the coordinator fails the task
-              # with States.DataLimitExceeded); py.refuse's TaskError failed.
-              stats["tasks_succeeded"] == 6 and stats["tasks_failed"] == 1,
+              # with States.DataLimitExceeded); py.refuse's three TaskErrors
+              # failed.
+              stats["tasks_succeeded"] == 6 and stats["tasks_failed"] == 3,
               f"Python worker stats after stop: {stats}")
         check(cxx.poll() is None, f"tiny_worker exited with {cxx.returncode}")
 
