@@ -2,11 +2,11 @@
 //
 //   saga-coordinator --listen HOST:PORT --database-url CONNINFO
 //                    [--no-migrate] [--pool-size N] [--token-secret S]
-//                    [--history-compression-from BYTES]
+//                    [--history-compression-from BYTES] [--keepalive-ms MS]
 //                    [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
 // Flags fall back to SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE,
-// SAGA_TOKEN_SECRET, SAGA_HISTORY_COMPRESSION_FROM, SAGA_TLS_CERT, SAGA_TLS_KEY
-// and SAGA_TLS_CLIENT_CA. Wiring only:
+// SAGA_TOKEN_SECRET, SAGA_HISTORY_COMPRESSION_FROM, SAGA_KEEPALIVE_MS,
+// SAGA_TLS_CERT, SAGA_TLS_KEY and SAGA_TLS_CLIENT_CA. Wiring only:
 // configuration, migrations, the gRPC server, signals. SIGTERM/SIGINT drain:
 // stop taking new work, finish in-flight RPCs (long polls return empty), exit 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -33,14 +33,19 @@ namespace {
 constexpr char kUsage[] =
     "usage: saga-coordinator --listen HOST:PORT --database-url CONNINFO [--no-migrate]\n"
     "                        [--pool-size N] [--token-secret SECRET]\n"
-    "                        [--history-compression-from BYTES]\n"
+    "                        [--history-compression-from BYTES] [--keepalive-ms MS]\n"
     "                        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "  (or SAGA_LISTEN, SAGA_DATABASE_URL, SAGA_POOL_SIZE, SAGA_TOKEN_SECRET,\n"
-    "   SAGA_HISTORY_COMPRESSION_FROM, SAGA_TLS_CERT, SAGA_TLS_KEY, SAGA_TLS_CLIENT_CA)\n"
+    "   SAGA_HISTORY_COMPRESSION_FROM, SAGA_KEEPALIVE_MS, SAGA_TLS_CERT, SAGA_TLS_KEY,\n"
+    "   SAGA_TLS_CLIENT_CA)\n"
     "  --history-compression-from: history rows (a transition's events) of at least\n"
     "  this many bytes of JSON are stored compressed (zstd with a dictionary of the\n"
     "  history format) when that saves a fifth (default 64; 0 stores every row as\n"
     "  readable JSON text)\n"
+    "  --keepalive-ms: ping each client connection (a worker's stream) after this\n"
+    "  long without traffic and close it when the ping is not answered within as\n"
+    "  long again, so that a worker whose host vanished without closing its\n"
+    "  connection stops holding tasks' credits (default 20000, at least 1000)\n"
     "  --tls-cert, --tls-key: serve gRPC over TLS with this PEM certificate chain and\n"
     "  private key (without them the port is plaintext)\n"
     "  --tls-client-ca: also require every client (workers, sagactl) to present a\n"
@@ -75,6 +80,7 @@ int main(int argc, char** argv) {
   std::string secret = Env("SAGA_TOKEN_SECRET");
   int pool = std::atoi(Env("SAGA_POOL_SIZE", "16").c_str());
   std::string compress_from = Env("SAGA_HISTORY_COMPRESSION_FROM", "64");
+  std::string keepalive_ms = Env("SAGA_KEEPALIVE_MS", "20000");
   std::string tls_cert = Env("SAGA_TLS_CERT");
   std::string tls_key = Env("SAGA_TLS_KEY");
   std::string tls_client_ca = Env("SAGA_TLS_CLIENT_CA");
@@ -91,6 +97,7 @@ int main(int argc, char** argv) {
     if (a == "--database-url" && value(&db)) continue;
     if (a == "--token-secret" && value(&secret)) continue;
     if (a == "--history-compression-from" && value(&compress_from)) continue;
+    if (a == "--keepalive-ms" && value(&keepalive_ms)) continue;
     if (a == "--tls-cert" && value(&tls_cert)) continue;
     if (a == "--tls-key" && value(&tls_key)) continue;
     if (a == "--tls-client-ca" && value(&tls_client_ca)) continue;
@@ -111,6 +118,16 @@ int main(int argc, char** argv) {
   }
   if (db.empty()) return Fail("--database-url (or SAGA_DATABASE_URL) is required");
   if (pool < 1 || pool > 256) return Fail("--pool-size must be between 1 and 256");
+  int keepalive = 0;
+  {
+    const char* end = keepalive_ms.data() + keepalive_ms.size();
+    auto [ptr, ec] = std::from_chars(keepalive_ms.data(), end, keepalive);
+    if (keepalive_ms.empty() || ec != std::errc() || ptr != end || keepalive < 1000 ||
+        keepalive > 3600000) {
+      return Fail("--keepalive-ms must be a number of milliseconds from 1000 to 3600000, not '" +
+                  keepalive_ms + "'");
+    }
+  }
   // TLS: read and check the files before touching the database.
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   const bool tls = !tls_cert.empty() || !tls_key.empty();
@@ -192,6 +209,22 @@ int main(int argc, char** argv) {
   // 6-second runs (p99 5.1-8.0 against 6.9-12.9 ms); the maximum of 1-task
   // executions was ~8 % lower in three pairs of four (README, ninth session).
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  // Keepalive both ways. A connection whose peer vanished without closing
+  // it (its node died, a network partition) shows nothing to a side that
+  // only waits: the coordinator pings every connection quiet for
+  // --keepalive-ms and closes it when the ping is not answered within as
+  // long again (ending that worker's stream, whose tasks then go to others
+  // as their timeouts say; gRPC's default is 2 hours). Workers ping it for
+  // the same reason (the SDK every 10 s by default); it accepts pings every
+  // 0.5 s, also with no call open, so that a short keepalive is never taken
+  // for abuse (gRPC documents 5 minutes as the default floor while nothing
+  // else is sent; with a stream open, 1.51 did not enforce it in
+  // WorkerKeepalive.BothSidesNoticeAConnectionThatFellSilent either way).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 64);
   int port = 0;
   builder.AddListeningPort(listen, credentials, &port);

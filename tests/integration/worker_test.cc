@@ -4,13 +4,18 @@
 // killed mid-task, two workers racing, a coordinator restarted under a
 // connected worker, late completions refused, cancellation through
 // heartbeats, callback (.waitForTaskToken) tokens, graceful give-back.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <sstream>
 #include <fstream>
@@ -1203,6 +1208,203 @@ std::unique_ptr<Stub> TlsStub(const std::string& address, const TestPki& pki, bo
     o.pem_cert_chain = pki.Read("client.pem");
   }
   return pb::SagaCoordinator::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(o)));
+}
+
+// A TCP forwarder between workers and a coordinator that can fall silent:
+// Freeze() stops moving bytes on the connections open at that moment while
+// keeping their sockets open, as a host that lost power or a partition
+// would (what arrives is dropped); later connections are forwarded. It
+// counts the HTTP/2 PINGs (not acks) each connection's client sends, and
+// notices when the coordinator closes its side of a frozen connection.
+class SilentProxy {
+ public:
+  explicit SilentProxy(int upstream_port) : upstream_port_(upstream_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(listener_, 16) != 0 ||
+        getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "proxy: cannot listen";
+      return;
+    }
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~SilentProxy() {
+    stop_ = true;
+    shutdown(listener_, SHUT_RDWR);
+    if (acceptor_.joinable()) acceptor_.join();
+    std::vector<std::thread> pumps;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (auto& c : conns_) pumps.push_back(std::move(c->pump));
+    }
+    for (auto& t : pumps) t.join();
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& c : conns_) {
+      close(c->client);
+      close(c->server);
+    }
+    close(listener_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  void Freeze() {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& c : conns_) c->frozen = true;
+  }
+  size_t Connections() {
+    std::lock_guard<std::mutex> g(mu_);
+    return conns_.size();
+  }
+  int Pings(size_t i) {
+    std::lock_guard<std::mutex> g(mu_);
+    return i < conns_.size() ? conns_[i]->pings : 0;
+  }
+  bool ServerClosed(size_t i) {
+    std::lock_guard<std::mutex> g(mu_);
+    return i < conns_.size() && conns_[i]->server_closed;
+  }
+
+ private:
+  struct Conn {
+    int client = -1, server = -1;
+    bool frozen = false, server_closed = false, client_closed = false;
+    int pings = 0;
+    std::string frames;      // client -> server bytes not yet parsed
+    size_t preface = 24;     // the client's connection preface, skipped
+    std::thread pump;
+  };
+  void AcceptLoop() {
+    while (!stop_) {
+      int c = accept(listener_, nullptr, nullptr);
+      if (c < 0) return;
+      int s = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(upstream_port_));
+      if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+        close(c);
+        close(s);
+        continue;
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      auto conn = std::make_unique<Conn>();
+      conn->client = c;
+      conn->server = s;
+      Conn* p = conn.get();
+      conn->pump = std::thread([this, p] { Pump(p); });
+      conns_.push_back(std::move(conn));
+    }
+  }
+  // Counts the client's PING frames (type 6 without the ACK flag).
+  void Parse(Conn* c, const char* data, size_t n) {
+    c->frames.append(data, n);
+    const size_t skip = std::min(c->preface, c->frames.size());
+    c->frames.erase(0, skip);
+    c->preface -= skip;
+    while (c->frames.size() >= 9) {
+      const auto* f = reinterpret_cast<const unsigned char*>(c->frames.data());
+      const size_t len = (size_t{f[0]} << 16) | (size_t{f[1]} << 8) | f[2];
+      if (c->frames.size() < 9 + len) break;
+      if (f[3] == 6 && (f[4] & 1) == 0) ++c->pings;
+      c->frames.erase(0, 9 + len);
+    }
+  }
+  void Pump(Conn* c) {
+    char buf[16384];
+    while (!stop_) {
+      pollfd fds[2] = {{c->client, POLLIN, 0}, {c->server, POLLIN, 0}};
+      if (poll(fds, 2, 50) <= 0) continue;
+      for (int k = 0; k < 2; ++k) {
+        if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        const ssize_t n = read(fds[k].fd, buf, sizeof(buf));
+        std::lock_guard<std::mutex> g(mu_);
+        if (n <= 0) {
+          (k == 0 ? c->client_closed : c->server_closed) = true;
+          if (!c->frozen) return;  // forwarded: the other side sees the end when we close
+          continue;
+        }
+        if (c->frozen) continue;  // dropped, as by a dead host
+        if (k == 0) Parse(c, buf, static_cast<size_t>(n));
+        const int to = k == 0 ? c->server : c->client;
+        for (ssize_t off = 0; off < n;) {
+          const ssize_t w = write(to, buf + off, static_cast<size_t>(n - off));
+          if (w <= 0) return;
+          off += w;
+        }
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      if (c->frozen && c->server_closed && c->client_closed) return;
+    }
+  }
+
+  int upstream_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::thread acceptor_;
+};
+
+class WorkerKeepalive : public PgTest {};
+
+// A connection that dies without ending (the coordinator's host vanished,
+// a partition) is noticed on both sides by keepalive pings, also when the
+// worker has been idle for long: the SDK keeps pinging (gRPC's default
+// stops after two pings without data) and the coordinator accepts that
+// (its default closes the connection at the third such ping); the worker
+// reconnects, the coordinator closes its side, and work goes on.
+TEST_F(WorkerKeepalive, BothSidesNoticeAConnectionThatFellSilent) {
+  CoordinatorOptions o;
+  o.extra_args = {"--keepalive-ms", "1000"};
+  auto c = Start(o);
+  ASSERT_NE(c, nullptr);
+  auto stub = c->NewStub();
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub.get(), "Kept", OneTask("w.kept"))));
+  const std::string addr = c->address();
+  SilentProxy proxy(std::stoi(addr.substr(addr.rfind(':') + 1)));
+
+  sw::WorkerOptions wo = Options(proxy.address(), "kept");
+  wo.keepalive_time = milliseconds(1000);
+  wo.keepalive_timeout = milliseconds(1000);
+  sw::Worker w(wo);
+  w.Register("w.kept", [](sw::TaskContext&) -> sw::Result { return R"({"kept":true})"; });
+  w.Start();
+  ASSERT_TRUE(w.WaitConnected(seconds(10)));
+  // Idle: pings go on past the two gRPC allows by default, and the
+  // coordinator keeps the connection.
+  EXPECT_TRUE(WaitUntil([&] { return proxy.Pings(0) >= 4; }, seconds(20)))
+      << "pings sent while idle: " << proxy.Pings(0);
+  EXPECT_EQ(w.stats().connections, 1u);
+  EXPECT_EQ(proxy.Connections(), 1u);
+
+  proxy.Freeze();
+  EXPECT_TRUE(WaitUntil([&] { return w.stats().connections >= 2; }, seconds(15)))
+      << "the worker did not notice the silent connection";
+  EXPECT_TRUE(WaitUntil([&] { return proxy.ServerClosed(0); }, seconds(15)))
+      << "the coordinator kept the silent connection open";
+  // The task goes to the new stream (the old one's credits are gone).
+  std::string arn;
+  ASSERT_TRUE(IsOk(StartExecution(stub.get(), "Kept", "", "{}", &arn)));
+  pb::Execution e = WaitFinished(stub.get(), arn, seconds(20));
+  EXPECT_EQ(e.status(), pb::SUCCEEDED);
+  EXPECT_EQ(ParseJson(e.output()), ParseJson(R"({"kept":true})"));
+  w.Shutdown(seconds(1));
+}
+
+TEST_F(WorkerKeepalive, ABadKeepaliveFlagIsRefusedNamingIt) {
+  for (const char* bad : {"999", "20s", "", "3600001"}) {
+    CoordinatorProcess p({"--listen", "127.0.0.1:0", "--database-url", dsn(), "--keepalive-ms", bad},
+                         "bad flag");
+    std::optional<int> code = p.WaitExit(seconds(20));
+    ASSERT_TRUE(code.has_value()) << "still running; output:\n" << p.Stderr();
+    EXPECT_NE(*code, 0);
+    EXPECT_THAT(p.Stderr(), ::testing::HasSubstr("--keepalive-ms must be a number of milliseconds")) << bad;
+  }
 }
 
 class WorkersOverTls : public PgTest {

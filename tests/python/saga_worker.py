@@ -181,6 +181,9 @@ class StreamWorker:
             ("grpc.keepalive_time_ms", 10000),
             ("grpc.keepalive_timeout_ms", 5000),
             ("grpc.keepalive_permit_without_calls", 1),
+            # Keep pinging while idle (gRPC stops after two pings without
+            # data), so that a coordinator gone silently is noticed.
+            ("grpc.http2.max_pings_without_data", 0),
             ("grpc.initial_reconnect_backoff_ms", int(reconnect_min * 1000)),
             # Not grpc.min_reconnect_backoff_ms: gRPC core takes it as the
             # minimum connect timeout, failing handshakes slower than that.

@@ -688,6 +688,9 @@ Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opts = std::move(options);
   if (impl_->opts.identity.empty()) impl_->opts.identity = DefaultIdentity();
   impl_->opts.concurrency = std::clamp(impl_->opts.concurrency, 1, 1000);
+  using std::chrono::milliseconds;
+  impl_->opts.keepalive_time = std::clamp(impl_->opts.keepalive_time, milliseconds(1000), milliseconds(3600000));
+  impl_->opts.keepalive_timeout = std::clamp(impl_->opts.keepalive_timeout, milliseconds(1000), milliseconds(3600000));
 }
 
 Worker::~Worker() { Shutdown(std::chrono::milliseconds(0)); }
@@ -704,9 +707,13 @@ void Worker::Start() {
     w.started = true;
   }
   grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  // Keepalive pings go on however long the stream stays quiet: gRPC's
+  // default stops them after two pings without data sent, and an idle
+  // worker would then never notice a coordinator gone silently.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(w.opts.keepalive_time.count()));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(w.opts.keepalive_timeout.count()));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(w.opts.reconnect_min.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(w.opts.reconnect_max.count()));
   if (!w.opts.tls_server_name.empty()) args.SetSslTargetNameOverride(w.opts.tls_server_name);

@@ -46,6 +46,12 @@ struct WorkerOptions {
   // a task was cancelled.
   std::chrono::milliseconds cancel_check_interval{5000};
   std::chrono::milliseconds reconnect_min{100}, reconnect_max{5000};
+  // Pings the coordinator after `keepalive_time` without traffic, also while
+  // no task comes for a long time, and reconnects when a ping is not
+  // answered within `keepalive_timeout`: a coordinator whose host vanished
+  // without closing the connection is noticed. At least 1 s (the
+  // coordinator refuses pings more frequent than every 0.5 s).
+  std::chrono::milliseconds keepalive_time{10000}, keepalive_timeout{5000};
 };
 
 using Handler = std::function<Result(TaskContext&)>;
