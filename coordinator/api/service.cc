@@ -6,7 +6,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <optional>
 #include <thread>
+#include <tuple>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -242,7 +244,7 @@ grpc::Status SagaService::SendTaskHeartbeat(grpc::ServerContext*,
 void SagaService::Drain() {
   std::lock_guard<std::mutex> g(streams_mu_);
   draining_ = true;
-  for (auto* ctx : streams_) ctx->TryCancel();
+  for (auto& [ctx, reactor] : streams_) ctx->TryCancel();
 }
 
 namespace {
@@ -298,7 +300,7 @@ class WorkerStreamReactor final
         Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is draining"));
         return;
       }
-      svc_->streams_.insert(ctx_);
+      svc_->streams_.emplace(ctx_, this);
       listed_ = true;
     }
     StartRead(&in_);
@@ -447,6 +449,7 @@ class WorkerStreamReactor final
 
   grpc::Status Serve(const v1::WorkerMessage& msg) {
     runtime::WorkerRegistration reg;
+    std::string worker_id;
     reg.identity = msg.register_().identity();
     reg.activities.assign(msg.register_().activities().begin(),
                           msg.register_().activities().end());
@@ -463,9 +466,9 @@ class WorkerStreamReactor final
     // as it exists.
     {
       static std::atomic<uint64_t> next_id{1};
+      worker_id = saga::StrCat(reg.identity, "#", next_id.fetch_add(1));
       v1::CoordinatorMessage m;
-      m.mutable_registered()->set_worker_id(
-          saga::StrCat(reg.identity, "#", next_id.fetch_add(1)));
+      m.mutable_registered()->set_worker_id(worker_id);
       m.mutable_registered()->set_coordinator(svc_->c_->instance());
       m.mutable_registered()->set_credit_on_results(true);
       if (!Send(std::move(m))) return grpc::Status::OK;
@@ -476,6 +479,18 @@ class WorkerStreamReactor final
           FillPushedTask(t, m.mutable_task());
           return Send(std::move(m));
         });
+    {
+      // Listed by ListWorkers from now on (session_ is set).
+      Registered r;
+      r.worker_id = worker_id;
+      r.identity = reg.identity;
+      r.activities = reg.activities;
+      r.max_concurrency = reg.max_concurrency;
+      r.connected_us = absl::ToUnixMicros(absl::Now());
+      r.peer = ctx_->peer();
+      std::lock_guard<std::mutex> g(svc_->streams_mu_);
+      registered_ = std::move(r);
+    }
     std::thread dispatcher([this] {
       pthread_setname_np(pthread_self(), "saga-dispatch");
       session_->Run();
@@ -600,6 +615,16 @@ class WorkerStreamReactor final
   SagaService* const svc_;
   grpc::CallbackServerContext* const ctx_;
   bool listed_ = false;
+  // What ListWorkers shows, once registered (guarded by svc_->streams_mu_).
+  struct Registered {
+    std::string worker_id, identity;
+    std::vector<std::string> activities;
+    int max_concurrency = 0;
+    int64_t connected_us = 0;
+    std::string peer;
+  };
+  std::optional<Registered> registered_;
+  friend class SagaService;
   bool registering_ = false;  // the first message came: control_ runs
   v1::WorkerMessage in_;  // the read in progress
   std::thread control_;
@@ -620,6 +645,38 @@ class WorkerStreamReactor final
   v1::CoordinatorMessage current_;
   std::deque<v1::CoordinatorMessage> out_;
 };
+
+grpc::Status SagaService::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest* req,
+                                      v1::ListWorkersResponse* resp) {
+  if (req->activity().size() > 256) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "activity: at most 256 characters (an activity name)");
+  }
+  std::vector<v1::WorkerInfo> out;
+  {
+    std::lock_guard<std::mutex> g(streams_mu_);
+    for (const auto& [ctx, reactor] : streams_) {
+      if (!reactor->registered_) continue;  // not registered (yet)
+      const auto& r = *reactor->registered_;
+      if (!req->activity().empty() &&
+          std::find(r.activities.begin(), r.activities.end(), req->activity()) == r.activities.end()) {
+        continue;
+      }
+      v1::WorkerInfo& w = out.emplace_back();
+      w.set_worker_id(r.worker_id);
+      w.set_identity(r.identity);
+      for (const auto& a : r.activities) w.add_activities(a);
+      w.set_max_concurrency(r.max_concurrency);
+      w.set_tasks_held(static_cast<int32_t>(reactor->session_->in_flight()));
+      w.set_connected_date(Ts(r.connected_us));
+      w.set_peer(r.peer);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const v1::WorkerInfo& a, const v1::WorkerInfo& b) {
+    return std::tie(a.identity(), a.worker_id()) < std::tie(b.identity(), b.worker_id());
+  });
+  for (auto& w : out) *resp->add_workers() = std::move(w);
+  return grpc::Status::OK;
+}
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* SagaService::WorkerStream(
     grpc::CallbackServerContext* ctx) {

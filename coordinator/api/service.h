@@ -4,13 +4,15 @@
 #ifndef SAGA_COORDINATOR_API_SERVICE_H_
 #define SAGA_COORDINATOR_API_SERVICE_H_
 
+#include <map>
 #include <mutex>
-#include <set>
 
 #include "coordinator/runtime/coordinator.h"
 #include "saga/v1/saga.grpc.pb.h"
 
 namespace saga::api {
+
+class WorkerStreamReactor;
 
 grpc::Status ToGrpc(const absl::Status& s);
 
@@ -58,6 +60,8 @@ class SagaService final
                                  v1::SendTaskHeartbeatResponse*) override;
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerStream(
       grpc::CallbackServerContext* ctx) override;
+  grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+                           v1::ListWorkersResponse*) override;
 
   // Ends every worker stream (UNAVAILABLE) and refuses new ones: on drain,
   // workers reconnect to another coordinator; their task tokens stay valid.
@@ -67,7 +71,8 @@ class SagaService final
   friend class WorkerStreamReactor;
   runtime::Coordinator* c_;
   std::mutex streams_mu_;
-  std::set<grpc::CallbackServerContext*> streams_;
+  // The open worker streams (a reactor is listed until OnDone deletes it).
+  std::map<grpc::CallbackServerContext*, WorkerStreamReactor*> streams_;
   bool draining_ = false;
 };
 

@@ -556,6 +556,27 @@ class Session {
     return Print(json::Value::EmptyObject());
   }
 
+  int ListWorkers(const Args& a) {
+    pb::ListWorkersRequest req;
+    req.set_activity(a.Get("--activity"));
+    pb::ListWorkersResponse resp;
+    grpc::Status s = Call(&Stub::ListWorkers, req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    json::Array workers;
+    for (const pb::WorkerInfo& w : resp.workers()) {
+      json::Array activities;
+      for (const std::string& x : w.activities()) activities.push_back(json::Value(x));
+      workers.push_back(Obj({{"workerId", json::Value(w.worker_id())},
+                             {"identity", json::Value(w.identity())},
+                             {"activities", json::Value(std::move(activities))},
+                             {"maxConcurrency", json::Value(w.max_concurrency())},
+                             {"tasksHeld", json::Value(w.tasks_held())},
+                             {"connectedDate", json::Value(w.connected_date())},
+                             {"peer", json::Value(w.peer())}}));
+    }
+    return Print(Obj({{"workers", json::Value(std::move(workers))}}));
+  }
+
   int SendTaskHeartbeat(const Args& a) {
     pb::SendTaskHeartbeatRequest req;
     req.set_task_token(a.Get("--task-token"));
@@ -781,6 +802,7 @@ const std::vector<CommandSpec>& Commands() {
        {"--task-token"},
        "",
        &Session::SendTaskHeartbeat},
+      {"list-workers", "[--activity A]", {"--activity"}, {}, {}, "", &Session::ListWorkers},
   };
   return *kCommands;
 }

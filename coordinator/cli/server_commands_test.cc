@@ -72,6 +72,7 @@ class FakeSaga final : public pb::SagaCoordinator::Service {
   FakeRpc<pb::SendTaskSuccessRequest, pb::SendTaskSuccessResponse> send_task_success;
   FakeRpc<pb::SendTaskFailureRequest, pb::SendTaskFailureResponse> send_task_failure;
   FakeRpc<pb::SendTaskHeartbeatRequest, pb::SendTaskHeartbeatResponse> send_task_heartbeat;
+  FakeRpc<pb::ListWorkersRequest, pb::ListWorkersResponse> list_workers;
 
   grpc::Status CreateStateMachine(grpc::ServerContext*, const pb::CreateStateMachineRequest* req,
                                   pb::CreateStateMachineResponse* resp) override {
@@ -129,6 +130,10 @@ class FakeSaga final : public pb::SagaCoordinator::Service {
   grpc::Status SendTaskFailure(grpc::ServerContext*, const pb::SendTaskFailureRequest* req,
                                pb::SendTaskFailureResponse* resp) override {
     return send_task_failure.Handle(req, resp);
+  }
+  grpc::Status ListWorkers(grpc::ServerContext*, const pb::ListWorkersRequest* req,
+                           pb::ListWorkersResponse* resp) override {
+    return list_workers.Handle(req, resp);
   }
   grpc::Status SendTaskHeartbeat(grpc::ServerContext*, const pb::SendTaskHeartbeatRequest* req,
                                  pb::SendTaskHeartbeatResponse* resp) override {
@@ -881,6 +886,36 @@ TEST_F(ServerCommandsTest, SendTaskFailureAndHeartbeat) {
   EXPECT_EQ(beats[0].task_token(), "t2");
 }
 
+TEST_F(ServerCommandsTest, ListWorkers) {
+  fake_.list_workers.Set([](const pb::ListWorkersRequest& req, pb::ListWorkersResponse* resp) {
+    if (req.activity() == "none") return grpc::Status::OK;
+    pb::WorkerInfo* w = resp->add_workers();
+    w->set_worker_id("pay-1#3");
+    w->set_identity("pay-1");
+    w->add_activities("payments.charge");
+    w->add_activities("payments.refund");
+    w->set_max_concurrency(8);
+    w->set_tasks_held(2);
+    w->set_connected_date("2026-12-04T04:40:00.000Z");
+    w->set_peer("ipv4:10.0.0.5:41234");
+    return grpc::Status::OK;
+  });
+  Result r = Run({"list-workers"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            R"({"workers":[{"workerId":"pay-1#3","identity":"pay-1",)"
+            R"("activities":["payments.charge","payments.refund"],"maxConcurrency":8,"tasksHeld":2,)"
+            R"("connectedDate":"2026-12-04T04:40:00.000Z","peer":"ipv4:10.0.0.5:41234"}]})"
+            "\n");
+  r = Run({"list-workers", "--activity", "none"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"workers\":[]}\n");
+  auto reqs = fake_.list_workers.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].activity(), "");
+  EXPECT_EQ(reqs[1].activity(), "none");
+}
+
 // --- Flags and addresses -------------------------------------------------------
 
 TEST_F(ServerCommandsTest, AddressAfterCommandWordAndEqualsForm) {
@@ -993,6 +1028,7 @@ TEST_F(ServerCommandsTest, TlsToAPlaintextServerFailsNamingTls) {
 TEST(ServerCommandsUsageTest, KnowsItsCommands) {
   EXPECT_TRUE(IsServerCommand("start-execution"));
   EXPECT_TRUE(IsServerCommand("send-task-heartbeat"));
+  EXPECT_TRUE(IsServerCommand("list-workers"));
   EXPECT_FALSE(IsServerCommand("validate"));
   EXPECT_FALSE(IsServerCommand("test-run"));
   std::string usage = ServerCommandsUsage();

@@ -289,7 +289,7 @@ TEST_F(ApiMutation, RandomRequestsGetUsableAnswersAndLoseNothing) {
     return resp;
   };
   for (int64_t k = 0; k < n; ++k) {
-    switch (fill.Below(16)) {
+    switch (fill.Below(17)) {
       case 0:
         call(&Stub::CreateStateMachine, "CreateStateMachine", 10000);
         break;
@@ -332,6 +332,9 @@ TEST_F(ApiMutation, RandomRequestsGetUsableAnswersAndLoseNothing) {
         break;
       case 14:
         call(&Stub::SendTaskFailure, "SendTaskFailure", 10000);
+        break;
+      case 15:
+        call(&Stub::ListWorkers, "ListWorkers", 10000);
         break;
       default:
         call(&Stub::SendTaskHeartbeat, "SendTaskHeartbeat", 10000);

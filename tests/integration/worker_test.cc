@@ -301,6 +301,88 @@ TEST_F(Workers, HandlerErrorsGoThroughRetryAndCatch) {
   w.Shutdown(seconds(1));
 }
 
+// ListWorkers shows the streams registered with this coordinator, what
+// they serve and hold, filtered by activity; a worker gone is gone from it.
+TEST_F(Workers, ListWorkersShowsTheConnectedWorkersAndWhatTheyHold) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Listed", OneTask("w.la"))));
+  auto list = [&](const std::string& activity) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    pb::ListWorkersRequest req;
+    req.set_activity(activity);
+    pb::ListWorkersResponse resp;
+    grpc::Status s = stub_->ListWorkers(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  sw::Worker a(Options(coordinator_->address(), "list-a", /*concurrency=*/3));
+  a.Register("w.la", [&](sw::TaskContext&) -> sw::Result {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return release; });
+    return "{}";
+  });
+  a.Register("w.lb", [](sw::TaskContext&) -> sw::Result { return "{}"; });
+  auto b = std::make_unique<sw::Worker>(Options(coordinator_->address(), "list-b", /*concurrency=*/2));
+  b->Register("w.lb", [](sw::TaskContext&) -> sw::Result { return "{}"; });
+  a.Start();
+  b->Start();
+  ASSERT_TRUE(a.WaitConnected(seconds(10)));
+  ASSERT_TRUE(b->WaitConnected(seconds(10)));
+
+  // Listed once the session exists, right after the worker is told it is
+  // registered.
+  ASSERT_TRUE(WaitUntil([&] { return list("").workers_size() == 2; }, seconds(10)));
+  pb::ListWorkersResponse all = list("");
+  ASSERT_EQ(all.workers_size(), 2);
+  const pb::WorkerInfo& wa = all.workers(0);
+  EXPECT_EQ(wa.identity(), "list-a");
+  EXPECT_THAT(wa.worker_id(), ::testing::StartsWith("list-a#"));
+  EXPECT_THAT(std::vector<std::string>(wa.activities().begin(), wa.activities().end()),
+              ::testing::UnorderedElementsAre("w.la", "w.lb"));
+  EXPECT_EQ(wa.max_concurrency(), 3);
+  EXPECT_EQ(wa.tasks_held(), 0);
+  EXPECT_THAT(wa.connected_date(), ::testing::MatchesRegex(R"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)"));
+  EXPECT_THAT(wa.peer(), ::testing::HasSubstr("127.0.0.1:"));
+  EXPECT_EQ(all.workers(1).identity(), "list-b");
+  EXPECT_EQ(all.workers(1).max_concurrency(), 2);
+  EXPECT_NE(all.workers(1).worker_id(), wa.worker_id());
+
+  pb::ListWorkersResponse only_a = list("w.la");
+  ASSERT_EQ(only_a.workers_size(), 1);
+  EXPECT_EQ(only_a.workers(0).identity(), "list-a");
+  EXPECT_EQ(list("w.lb").workers_size(), 2);
+  EXPECT_EQ(list("w.none").workers_size(), 0);
+
+  // A task held by list-a shows, and stops showing once finished.
+  std::string arn = Run("Listed", "{}");
+  EXPECT_TRUE(WaitUntil([&] { return list("w.la").workers(0).tasks_held() == 1; }, seconds(10)));
+  {
+    std::lock_guard<std::mutex> g(mu);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_EQ(WaitFinished(stub_.get(), arn, seconds(20)).status(), pb::SUCCEEDED);
+  EXPECT_TRUE(WaitUntil([&] { return list("w.la").workers(0).tasks_held() == 0; }, seconds(10)));
+
+  b->Shutdown(seconds(1));
+  b.reset();
+  EXPECT_TRUE(WaitUntil([&] { return list("").workers_size() == 1; }, seconds(10)));
+  EXPECT_EQ(list("").workers(0).identity(), "list-a");
+
+  // A bad filter is refused naming the field.
+  grpc::ClientContext ctx;
+  pb::ListWorkersRequest req;
+  req.set_activity(std::string(257, 'x'));
+  pb::ListWorkersResponse resp;
+  grpc::Status s = stub_->ListWorkers(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("activity"));
+  a.Shutdown(seconds(1));
+}
+
 TEST_F(Workers, CreditsBoundTheTasksAWorkerHolds) {
   ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Slow", OneTask("w.slow"))));
   std::mutex mu;
