@@ -45,7 +45,7 @@ constexpr char kUsage[] =
     "  --keepalive-ms: ping each client connection (a worker's stream) after this\n"
     "  long without traffic and close it when the ping is not answered within as\n"
     "  long again, so that a worker whose host vanished without closing its\n"
-    "  connection stops holding tasks' credits (default 20000, at least 1000)\n"
+    "  connection stops holding tasks' credits (default 20000; 1000 to 3600000)\n"
     "  --tls-cert, --tls-key: serve gRPC over TLS with this PEM certificate chain and\n"
     "  private key (without them the port is plaintext)\n"
     "  --tls-client-ca: also require every client (workers, sagactl) to present a\n"
@@ -54,6 +54,14 @@ constexpr char kUsage[] =
 std::string Env(const char* name, const std::string& def = "") {
   const char* v = std::getenv(name);
   return v != nullptr ? v : def;
+}
+
+// `text` is a decimal integer and nothing else (no space, no unit).
+template <typename T>
+bool ParseWhole(const std::string& text, T* out) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, *out);
+  return !text.empty() && ec == std::errc() && ptr == end;
 }
 
 int Fail(const std::string& msg) {
@@ -119,14 +127,9 @@ int main(int argc, char** argv) {
   if (db.empty()) return Fail("--database-url (or SAGA_DATABASE_URL) is required");
   if (pool < 1 || pool > 256) return Fail("--pool-size must be between 1 and 256");
   int keepalive = 0;
-  {
-    const char* end = keepalive_ms.data() + keepalive_ms.size();
-    auto [ptr, ec] = std::from_chars(keepalive_ms.data(), end, keepalive);
-    if (keepalive_ms.empty() || ec != std::errc() || ptr != end || keepalive < 1000 ||
-        keepalive > 3600000) {
-      return Fail("--keepalive-ms must be a number of milliseconds from 1000 to 3600000, not '" +
-                  keepalive_ms + "'");
-    }
+  if (!ParseWhole(keepalive_ms, &keepalive) || keepalive < 1000 || keepalive > 3600000) {
+    return Fail("--keepalive-ms must be a number of milliseconds from 1000 to 3600000, not '" +
+                keepalive_ms + "'");
   }
   // TLS: read and check the files before touching the database.
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -155,14 +158,10 @@ int main(int argc, char** argv) {
   }
 
   saga::storage::PgStoreOptions store_options;
-  {
-    const char* end = compress_from.data() + compress_from.size();
-    auto [ptr, ec] = std::from_chars(compress_from.data(), end, store_options.compress_history_from);
-    if (compress_from.empty() || ec != std::errc() || ptr != end ||
-        store_options.compress_history_from < 0) {
-      return Fail("--history-compression-from must be a number of bytes (0 turns it off), not '" +
-                  compress_from + "'");
-    }
+  if (!ParseWhole(compress_from, &store_options.compress_history_from) ||
+      store_options.compress_history_from < 0) {
+    return Fail("--history-compression-from must be a number of bytes (0 turns it off), not '" +
+                compress_from + "'");
   }
   auto store = saga::storage::PgStore::Open(db, pool, store_options);
   if (!store.ok())
