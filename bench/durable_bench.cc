@@ -1237,6 +1237,23 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
   LoadSpec spec;
   spec.concurrency = o.concurrency;
   spec.paced_rate = std::max(1.0, rate);
+  // The phase starts a checkpoint cycle, as every window does (Measure):
+  // PostgreSQL then recycles the WAL segments written so far as the next
+  // ones, as a database that has been running does at each checkpoint.
+  // Without it the phase could run into segments that do not exist yet:
+  // a fresh cluster creates and zero-fills each 16 MB segment on first use
+  // (every ~4 s at half load here), and the commits wait for that; with the
+  // dump below, a 19 ms stall of every handler start fell on a segment's
+  // creation (its birth time) to the millisecond. How many segments the
+  // phase entered and how many were ready is printed.
+  pg.Query("CHECKPOINT");
+  const char* kSegment =
+      "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint / setting::bigint "
+      "FROM pg_settings WHERE name = 'wal_segment_size'";
+  const int64_t segment0 = std::stoll(pg.One(kSegment));
+  const int64_t segments_ready = std::stoll(pg.One(
+      "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$' AND "
+      "name > pg_walfile_name(pg_current_wal_lsn())"));
   Load load(proc.target(), o.starters, o.workers, 1 << 30, spec);
   load.Start();
   std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.warmup, 2.0)));
@@ -1255,6 +1272,7 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
   const double cpu1[3] = {CpuSeconds(proc.pid(), false), ClusterCpuSeconds(postmaster),
                           CpuSeconds(getpid(), false)};
   const auto jiffies1 = MachineJiffies();
+  const int64_t segments_entered = std::stoll(pg.One(kSegment)) - segment0;
   load.Stop();
   const double n_window = static_cast<double>(std::max<size_t>(1, l.size() - std::min(skip, l.size())));
   double cpu_ms[3];
@@ -1308,7 +1326,9 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
             << Fixed(cpu_ms[1], 2) << " ms, load generator " << Fixed(cpu_ms[2], 2) << " ms ("
             << Fixed((cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1] + cpu1[2] - cpu0[2]) / elapsed, 2)
             << " of " << cores << " cores busy with the three, " << Fixed(machine_busy, 2)
-            << " with everything)\n";
+            << " with everything)\n"
+            << "  WAL segments entered in the phase (warm-up and window): " << segments_entered << ", "
+            << segments_ready << " of them ready at its start (recycled by its checkpoint)\n";
   std::ostringstream j;
   j << "{\"rate\":" << Fixed(spec.paced_rate, 1) << ",\"samples\":" << l.size()
     << ",\"p50_ms\":" << Fixed(pct(l, 0.5), 3) << ",\"p99_ms\":" << Fixed(pct(l, 0.99), 3)
@@ -1321,7 +1341,9 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
     << "," << Fixed(pct(parts.worker, 0.99), 3) << "]}"
     << ",\"cpu_ms_per_execution\":{\"coordinator\":" << Fixed(cpu_ms[0], 3)
     << ",\"postgres\":" << Fixed(cpu_ms[1], 3) << ",\"load\":" << Fixed(cpu_ms[2], 3)
-    << "},\"machine_cores_busy\":" << Fixed(machine_busy, 2) << "}";
+    << "},\"machine_cores_busy\":" << Fixed(machine_busy, 2)
+    << ",\"wal_segments\":{\"entered\":" << segments_entered << ",\"ready\":" << segments_ready
+    << "}}";
   return j.str();
 }
 

@@ -27,7 +27,7 @@
 //            "e2e_capped" says whether the cap hit); jobs/s = jobs / (first
 //            add -> first 5 ms poll that finds graphile_worker._private_jobs
 //            empty; Graphile deletes completed jobs).
-//   (b) paced  open-loop arrivals at --paced-fraction x the (a) rate for
+//   (b) paced  after a CHECKPOINT, open-loop arrivals at --paced-fraction x the (a) rate for
 //            --paced-seconds over the same adders; the payload carries the
 //            monotonic µs taken just before the add, the handler records
 //            now - t; p50/p99 in ms (nearest rank).
@@ -380,7 +380,10 @@ async function main() {
   );
   await sleep(300);
 
-  // (b) paced latency, open loop
+  // (b) paced latency, open loop; it starts a checkpoint cycle, as the
+  // coordinator's latency phase does (the WAL segments written so far are
+  // recycled as the next ones instead of being created during the phase)
+  await db.query("checkpoint");
   const rate = e2eRate * PACED_FRACTION;
   const total = Math.max(1, Math.round(rate * PACED_SECONDS));
   let next = 0;
