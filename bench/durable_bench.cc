@@ -1264,6 +1264,7 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
   const double cpu0[3] = {CpuSeconds(proc.pid(), false), ClusterCpuSeconds(postmaster),
                           CpuSeconds(getpid(), false)};
   const auto jiffies0 = MachineJiffies();
+  const DbStats db0 = Snapshot(pg);
   const auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.seconds, 6.0)));
   std::vector<int64_t> l = load.Latencies(), ls = load.ScheduledLatencies();
@@ -1273,6 +1274,7 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
                           CpuSeconds(getpid(), false)};
   const auto jiffies1 = MachineJiffies();
   const int64_t segments_entered = std::stoll(pg.One(kSegment)) - segment0;
+  const DbStats db1 = Snapshot(pg);
   load.Stop();
   const double n_window = static_cast<double>(std::max<size_t>(1, l.size() - std::min(skip, l.size())));
   double cpu_ms[3];
@@ -1285,18 +1287,22 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
   if (const char* dump = std::getenv("SAGA_BENCH_LATENCY_DUMP")) {
     // Every sample of the window in order: when (ms into the window, and
     // wall-clock ms since the epoch, to line it up with other traces),
-    // start -> handler and scheduled -> handler (ms), to see whether the
-    // tail comes in bursts.
+    // start -> handler and scheduled -> handler (ms), then the latter's
+    // three parts (coordinator, network, worker; ms), to see whether the
+    // tail comes in bursts and which step holds it.
     const std::vector<int64_t> at = load.LatencyTimes();
     const int64_t wall_minus_mono =
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::system_clock::now().time_since_epoch()).count() - MonoUs();
     std::ofstream f(dump);
-    for (size_t i = skip; i < l.size() && i < ls.size() && i < at.size(); ++i) {
+    const size_t n = std::min({l.size(), ls.size(), at.size(), parts.coordinator.size(),
+                               parts.network.size(), parts.worker.size()});
+    auto ms = [](int64_t us) { return Fixed(static_cast<double>(us) / 1000, 2); };
+    for (size_t i = skip; i < n; ++i) {
       f << Fixed(static_cast<double>(at[i] - at[skip]) / 1000, 1) << " "
-        << Fixed(static_cast<double>(at[i] + wall_minus_mono) / 1000, 1) << " "
-        << Fixed(static_cast<double>(l[i]) / 1000, 2) << " "
-        << Fixed(static_cast<double>(ls[i]) / 1000, 2) << "\n";
+        << Fixed(static_cast<double>(at[i] + wall_minus_mono) / 1000, 1) << " " << ms(l[i]) << " "
+        << ms(ls[i]) << " " << ms(parts.coordinator[i]) << " " << ms(parts.network[i]) << " "
+        << ms(parts.worker[i]) << "\n";
     }
   }
   for (auto* v : {&l, &ls, &parts.coordinator, &parts.network, &parts.worker}) {
@@ -1327,7 +1333,9 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
             << Fixed((cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1] + cpu1[2] - cpu0[2]) / elapsed, 2)
             << " of " << cores << " cores busy with the three, " << Fixed(machine_busy, 2)
             << " with everything)\n"
-            << "  WAL segments entered in the phase (warm-up and window): " << segments_entered << ", "
+            << "  WAL per execution in the window " << Fixed(static_cast<double>(db1.wal_lsn - db0.wal_lsn) / n_window, 0)
+            << " B (full-page images " << Fixed(static_cast<double>(db1.wal_fpi - db0.wal_fpi) / n_window, 3)
+            << "); WAL segments entered in the phase (warm-up and window): " << segments_entered << ", "
             << segments_ready << " of them ready at its start (recycled by its checkpoint)\n";
   std::ostringstream j;
   j << "{\"rate\":" << Fixed(spec.paced_rate, 1) << ",\"samples\":" << l.size()
@@ -1342,6 +1350,8 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
     << ",\"cpu_ms_per_execution\":{\"coordinator\":" << Fixed(cpu_ms[0], 3)
     << ",\"postgres\":" << Fixed(cpu_ms[1], 3) << ",\"load\":" << Fixed(cpu_ms[2], 3)
     << "},\"machine_cores_busy\":" << Fixed(machine_busy, 2)
+    << ",\"wal_bytes_per_execution\":" << Fixed(static_cast<double>(db1.wal_lsn - db0.wal_lsn) / n_window, 1)
+    << ",\"wal_fpi_per_execution\":" << Fixed(static_cast<double>(db1.wal_fpi - db0.wal_fpi) / n_window, 3)
     << ",\"wal_segments\":{\"entered\":" << segments_entered << ",\"ready\":" << segments_ready
     << "}}";
   return j.str();
