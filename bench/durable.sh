@@ -10,7 +10,8 @@
 # after kill -9, and with --scale the same again with N executions (default
 # 1,000,000) parked in a 1-day Wait state. --profile adds pg_stat_statements
 # (per-execution statement counts, times and WAL) to the report.
-# Prints human-readable lines, then one JSON line (the last line).
+# Prints human-readable lines, a "goals:" line (each goal of the workers issue
+# met or MISSED, in this run), then one JSON line (the last line).
 # BUILD_DIR (default build/bench) and PG_DIR (default /tmp/saga-durable-bench.$$)
 # can be overridden.
 set -euo pipefail
@@ -92,7 +93,18 @@ if lat:
               f"{parts['coordinator'][0]:.2f}/{parts['coordinator'][1]:.2f} ms, network "
               f"{parts['network'][0]:.2f}/{parts['network'][1]:.2f} ms, worker "
               f"{parts['worker'][0]:.2f}/{parts['worker'][1]:.2f} ms")
-print(json.dumps({"saga": ours, "graphile": gw, "executions_per_graphile_job": ex / jobs}))
+goals = dict(ours.get("goals", {}))
+goals["executions_per_graphile_job_1x"] = ex >= jobs
+names = {"executions_per_sec_2000": "1-task executions >= 2,000/s",
+         "executions_per_graphile_job_1x": "1-task executions/s >= Graphile's jobs/s",
+         "saga_transitions_per_sec_5000": "order saga >= 5,000 transitions/s",
+         "dispatch_p50_2ms": "dispatch latency at half load p50 <= 2 ms",
+         "dispatch_p99_10ms": "dispatch latency at half load p99 <= 10 ms",
+         "wal_per_transition_2KiB": "WAL <= 2 KiB per transition",
+         "recovery_2s": "recovery after kill -9 <= 2 s"}
+order = [k for k in names if k in goals] + [k for k in goals if k not in names]
+print("goals: " + "; ".join(f"{names.get(k, k)}: {'met' if goals[k] else 'MISSED'}" for k in order))
+print(json.dumps({"saga": ours, "graphile": gw, "executions_per_graphile_job": ex / jobs, "goals": goals}))
 PY
   else
     echo "Graphile Worker: not measured (bench/graphile/run.sh failed: needs node and npm)"
