@@ -1282,6 +1282,8 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
   const double n_window = static_cast<double>(std::max<size_t>(1, l.size() - std::min(skip, l.size())));
   double cpu_ms[3];
   for (int k = 0; k < 3; ++k) cpu_ms[k] = (cpu1[k] - cpu0[k]) * 1000 / n_window;
+  const double wal_per_execution = static_cast<double>(db1.wal_lsn - db0.wal_lsn) / n_window;
+  const double fpi_per_execution = static_cast<double>(db1.wal_fpi - db0.wal_fpi) / n_window;
   const double cores = static_cast<double>(std::thread::hardware_concurrency());
   const double machine_busy =
       jiffies1.second > jiffies0.second
@@ -1336,8 +1338,8 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
             << Fixed((cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1] + cpu1[2] - cpu0[2]) / elapsed, 2)
             << " of " << cores << " cores busy with the three, " << Fixed(machine_busy, 2)
             << " with everything)\n"
-            << "  WAL per execution in the window " << Fixed(static_cast<double>(db1.wal_lsn - db0.wal_lsn) / n_window, 0)
-            << " B (full-page images " << Fixed(static_cast<double>(db1.wal_fpi - db0.wal_fpi) / n_window, 3)
+            << "  WAL per execution in the window " << Fixed(wal_per_execution, 0)
+            << " B (full-page images " << Fixed(fpi_per_execution, 3)
             << "); WAL segments entered in the phase (warm-up and window): " << segments_entered << ", "
             << segments_ready << " of them ready at its start (recycled by its checkpoint)\n";
   *scheduled_ms = {pct(ls, 0.5), pct(ls, 0.99)};
@@ -1354,8 +1356,8 @@ std::string MeasureLatency(Pg& pg, const Options& o, CoordinatorProcess& proc, d
     << ",\"cpu_ms_per_execution\":{\"coordinator\":" << Fixed(cpu_ms[0], 3)
     << ",\"postgres\":" << Fixed(cpu_ms[1], 3) << ",\"load\":" << Fixed(cpu_ms[2], 3)
     << "},\"machine_cores_busy\":" << Fixed(machine_busy, 2)
-    << ",\"wal_bytes_per_execution\":" << Fixed(static_cast<double>(db1.wal_lsn - db0.wal_lsn) / n_window, 1)
-    << ",\"wal_fpi_per_execution\":" << Fixed(static_cast<double>(db1.wal_fpi - db0.wal_fpi) / n_window, 3)
+    << ",\"wal_bytes_per_execution\":" << Fixed(wal_per_execution, 1)
+    << ",\"wal_fpi_per_execution\":" << Fixed(fpi_per_execution, 3)
     << ",\"wal_segments\":{\"entered\":" << segments_entered << ",\"ready\":" << segments_ready
     << "}}";
   return j.str();
