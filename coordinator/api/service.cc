@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -380,13 +381,17 @@ class WorkerStreamReactor final
       // write once the transport has taken it, so a queue rarely forms).
       write_failed_ = true;
       out_.clear();
-    } else if (!out_.empty()) {
-      current_ = std::move(out_.front());
-      out_.pop_front();
-      const bool more = !out_.empty();
-      lock.unlock();
-      StartWrite(&current_, more ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
-      return;
+      held_acks_.clear();
+    } else {
+      while (!out_.empty()) {
+        current_ = std::move(out_.front());
+        out_.pop_front();
+        if (!TakeHeldAcks(&current_)) continue;  // an ack carrier whose acks went before
+        const bool more = !out_.empty();
+        lock.unlock();
+        StartWrite(&current_, more ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
+        return;
+      }
     }
     writing_ = false;
     lock.unlock();
@@ -412,12 +417,53 @@ class WorkerStreamReactor final
       out_.push_back(std::move(m));
       return true;
     }
+    if (!TakeHeldAcks(&m)) return true;  // an ack carrier with nothing to carry
     writing_ = true;
     current_ = std::move(m);
     lock.unlock();  // the reaction may run inline and takes the lock
     StartWrite(&current_);
     return true;
   }
+
+  // Held acks ride the message about to be written (write_mu_ held); false:
+  // it carries nothing at all (an ack carrier queued by FlushAcks whose
+  // acks went with an earlier message).
+  bool TakeHeldAcks(v1::CoordinatorMessage* m) {
+    for (auto& a : held_acks_) *m->add_acks() = std::move(a);
+    held_acks_.clear();
+    return m->message_case() != v1::CoordinatorMessage::MESSAGE_NOT_SET || m->acks_size() > 0;
+  }
+
+  // A result's ack for a worker that takes them deferred: held until the
+  // next message to it, or ack_delay_ms (the service's ack thread flushes).
+  void HoldAck(uint64_t request_id, const absl::Status& s) {
+    bool first;
+    {
+      std::lock_guard<std::mutex> g(write_mu_);
+      if (write_failed_ || write_closed_) return;  // the worker sends it again when it reconnects
+      first = held_acks_.empty();
+      auto& a = held_acks_.emplace_back();
+      a.set_request_id(request_id);
+      a.set_code(static_cast<int32_t>(s.code()));
+      a.set_message(std::string(s.message()));
+    }
+    if (first) {
+      svc_->AcksHeld(this, std::chrono::steady_clock::now() + std::chrono::milliseconds(ack_delay_ms_));
+    }
+  }
+
+ public:
+  // Sends the held acks now, alone or with a write queued behind the one
+  // in flight (the service's ack thread, and the stream's end).
+  void FlushAcks() {
+    {
+      std::lock_guard<std::mutex> g(write_mu_);
+      if (held_acks_.empty()) return;
+    }
+    Send(v1::CoordinatorMessage());  // carries them (TakeHeldAcks)
+  }
+
+ private:
 
   // The worker's input ended (or it broke the protocol: `result`).
   void EndInput(grpc::Status result) {
@@ -435,6 +481,9 @@ class WorkerStreamReactor final
 
   void Control(const v1::WorkerMessage& msg) {
     grpc::Status result = Serve(msg);
+    // The appliers are done: what they held goes now.
+    svc_->ForgetAcks(this);
+    FlushAcks();
     // Finish once the queued messages are written (or cannot be).
     {
       std::unique_lock<std::mutex> lock(write_mu_);
@@ -455,7 +504,9 @@ class WorkerStreamReactor final
                           msg.register_().activities().end());
     reg.max_concurrency = msg.register_().max_concurrency();
     if (msg.register_().has_initial_credits()) reg.initial_credits = msg.register_().initial_credits();
+    reg.ack_delay_ms = msg.register_().ack_delay_ms();
     if (absl::Status s = runtime::ValidateRegistration(reg); !s.ok()) return ToGrpc(s);
+    ack_delay_ms_ = reg.ack_delay_ms;
     {
       std::vector<std::string> held(msg.register_().held_task_tokens().begin(),
                                     msg.register_().held_task_tokens().end());
@@ -598,7 +649,12 @@ class WorkerStreamReactor final
                           s.code() == absl::StatusCode::kNotFound)) {
         (void)session_->Grant(credit);  // in range: checked before applying
       }
-      Ack(complete ? m.complete().request_id() : m.fail().request_id(), s, false);
+      const uint64_t id = complete ? m.complete().request_id() : m.fail().request_id();
+      if (ack_delay_ms_ > 0) {
+        HoldAck(id, s);
+      } else {
+        Ack(id, s, false);
+      }
     }
   }
 
@@ -642,6 +698,10 @@ class WorkerStreamReactor final
   bool writing_ = false;       // a write is in flight (current_)
   bool write_failed_ = false;  // the stream cannot be written any more
   bool write_closed_ = false;  // finishing: nothing more is written
+  // Results' acks held back up to this long (RegisterWorker.ack_delay_ms;
+  // set before the appliers start; 0: none).
+  int64_t ack_delay_ms_ = 0;
+  std::vector<v1::WorkerAck> held_acks_;
   v1::CoordinatorMessage current_;
   std::deque<v1::CoordinatorMessage> out_;
 };
@@ -676,6 +736,63 @@ grpc::Status SagaService::ListWorkers(grpc::ServerContext*, const v1::ListWorker
   });
   for (auto& w : out) *resp->add_workers() = std::move(w);
   return grpc::Status::OK;
+}
+
+SagaService::~SagaService() {
+  {
+    std::lock_guard<std::mutex> g(acks_mu_);
+    acks_stop_ = true;
+  }
+  acks_cv_.notify_all();
+  if (ack_thread_.joinable()) ack_thread_.join();
+}
+
+void SagaService::AcksHeld(WorkerStreamReactor* r, std::chrono::steady_clock::time_point due) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> g(acks_mu_);
+    if (acks_stop_) return;  // the stream's end flushes them
+    if (!ack_thread_.joinable()) {
+      ack_thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "saga-acks");
+        AckLoop();
+      });
+    }
+    // The thread sleeps until the earliest due time: wake it for an earlier one.
+    wake = acks_due_.empty() || due < acks_due_.begin()->first;
+    acks_due_.emplace(due, r);
+  }
+  if (wake) acks_cv_.notify_one();
+}
+
+void SagaService::ForgetAcks(WorkerStreamReactor* r) {
+  std::lock_guard<std::mutex> g(acks_mu_);
+  for (auto it = acks_due_.begin(); it != acks_due_.end();) {
+    it = it->second == r ? acks_due_.erase(it) : std::next(it);
+  }
+}
+
+void SagaService::AckLoop() {
+  std::unique_lock<std::mutex> lock(acks_mu_);
+  while (!acks_stop_) {
+    if (acks_due_.empty()) {
+      acks_cv_.wait(lock);
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (acks_due_.begin()->first > now) {
+      acks_cv_.wait_until(lock, acks_due_.begin()->first);
+      continue;
+    }
+    // Under acks_mu_, so ForgetAcks waits for a flush of its stream. Those
+    // due soon go too: one wake-up for many streams.
+    const auto horizon = now + std::chrono::milliseconds(10);
+    while (!acks_due_.empty() && acks_due_.begin()->first <= horizon) {
+      WorkerStreamReactor* r = acks_due_.begin()->second;
+      acks_due_.erase(acks_due_.begin());
+      r->FlushAcks();
+    }
+  }
 }
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* SagaService::WorkerStream(

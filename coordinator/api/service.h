@@ -4,8 +4,11 @@
 #ifndef SAGA_COORDINATOR_API_SERVICE_H_
 #define SAGA_COORDINATOR_API_SERVICE_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "coordinator/runtime/coordinator.h"
 #include "saga/v1/saga.grpc.pb.h"
@@ -24,6 +27,7 @@ class SagaService final
           saga::v1::SagaCoordinator::Service> {
  public:
   explicit SagaService(runtime::Coordinator* c) : c_(c) {}
+  ~SagaService();  // stops the deferred-ack thread (after the server's shutdown)
 
   grpc::Status CreateStateMachine(grpc::ServerContext*, const v1::CreateStateMachineRequest*,
                                   v1::CreateStateMachineResponse*) override;
@@ -74,6 +78,21 @@ class SagaService final
   // The open worker streams (a reactor is listed until OnDone deletes it).
   std::map<grpc::CallbackServerContext*, WorkerStreamReactor*> streams_;
   bool draining_ = false;
+
+  // Deferred acks (RegisterWorker.ack_delay_ms): a stream that starts
+  // holding acks back is queued here with the time they must go by; one
+  // thread flushes each once due, with those due within the next 10 ms in
+  // the same wake-up (most acks ride a pushed task before and the flush
+  // finds nothing).
+  void AcksHeld(WorkerStreamReactor* r, std::chrono::steady_clock::time_point due);
+  // Drops `r`'s entries; waits for a flush of `r` in progress.
+  void ForgetAcks(WorkerStreamReactor* r);
+  void AckLoop();
+  std::mutex acks_mu_;  // taken before a stream's write lock, never after
+  std::condition_variable acks_cv_;
+  std::multimap<std::chrono::steady_clock::time_point, WorkerStreamReactor*> acks_due_;
+  std::thread ack_thread_;  // started with the first deferred ack
+  bool acks_stop_ = false;
 };
 
 }  // namespace saga::api

@@ -36,6 +36,9 @@ absl::Status ValidateRegistration(const WorkerRegistration& r) {
   if (r.initial_credits != -1 && (r.initial_credits < 0 || r.initial_credits > r.max_concurrency)) {
     return absl::InvalidArgumentError("register.initial_credits: must be 0 to max_concurrency");
   }
+  if (r.ack_delay_ms < 0 || r.ack_delay_ms > 60000) {
+    return absl::InvalidArgumentError("register.ack_delay_ms: must be 0 to 60000");
+  }
   return absl::OkStatus();
 }
 

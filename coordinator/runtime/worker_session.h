@@ -35,6 +35,7 @@ struct WorkerRegistration {
   std::vector<std::string> activities;
   int max_concurrency = 1;
   int initial_credits = -1;  // -1: max_concurrency
+  int64_t ack_delay_ms = 0;  // results' acks held back up to this long (0: none)
 };
 
 // INVALID_ARGUMENT naming the field when a registration is unusable.

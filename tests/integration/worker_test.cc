@@ -151,12 +151,13 @@ sw::WorkerOptions Options(const std::string& address, const std::string& identit
 std::unique_ptr<grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>> OpenRawStream(
     pb::SagaCoordinator::Stub* stub, grpc::ClientContext* ctx, const std::string& identity,
     const std::string& activity, pb::WorkerRegistered* registered = nullptr,
-    int max_concurrency = 1) {
+    int max_concurrency = 1, uint32_t ack_delay_ms = 0) {
   auto s = stub->WorkerStream(ctx);
   pb::WorkerMessage m;
   m.mutable_register_()->set_identity(identity);
   m.mutable_register_()->add_activities(activity);
   m.mutable_register_()->set_max_concurrency(max_concurrency);
+  m.mutable_register_()->set_ack_delay_ms(ack_delay_ms);
   EXPECT_TRUE(s->Write(m));
   pb::CoordinatorMessage in;
   EXPECT_TRUE(s->Read(&in) && in.has_registered());
@@ -250,7 +251,10 @@ TEST_F(Workers, PushedTasksCarryTheStepAndResultsCompleteIt) {
     keys.insert(t.idempotency_key);
   }
   EXPECT_EQ(keys.size(), 20u);
-  EXPECT_EQ(w.stats().tasks_succeeded, 20u);
+  // Counted as each ack arrives; the SDK takes them deferred (ack_delay_ms),
+  // so the last may come a little after its execution finished.
+  EXPECT_TRUE(WaitUntil([&] { return w.stats().tasks_succeeded == 20; }, seconds(10)))
+      << w.stats().tasks_succeeded;
   w.Shutdown(seconds(1));
 }
 
@@ -1063,6 +1067,9 @@ TEST_F(Workers, BadRegistrationIsRefusedNamingTheField) {
   r.set_max_concurrency(0);
   EXPECT_TRUE(HasCode(attempt(r), grpc::StatusCode::INVALID_ARGUMENT, "register.max_concurrency"));
   r.set_max_concurrency(1);
+  r.set_ack_delay_ms(60001);
+  EXPECT_TRUE(HasCode(attempt(r), grpc::StatusCode::INVALID_ARGUMENT, "register.ack_delay_ms"));
+  r.set_ack_delay_ms(60000);
   r.set_identity("");
   EXPECT_TRUE(HasCode(attempt(r), grpc::StatusCode::INVALID_ARGUMENT, "register.identity"));
   // A first message that is not a registration.
@@ -1078,6 +1085,100 @@ TEST_F(Workers, BadRegistrationIsRefusedNamingTheField) {
   EXPECT_TRUE(HasCode(s->Finish(), grpc::StatusCode::INVALID_ARGUMENT, "register"));
 }
 
+// RegisterWorker.ack_delay_ms: a worker that takes its results' acks
+// deferred gets them in CoordinatorMessage.acks, riding the tasks pushed to
+// it; with a delay longer than the test (60 s), an ack can only come with a
+// pushed task or with the last message before the stream ends, which
+// carries every ack still held (none is lost when the worker leaves).
+TEST_F(Workers, HeldBackAcksRideThePushedTasksAndTheRestGoBeforeTheStreamEnds) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Defer", OneTask("w.defer"))));
+  auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::SagaCoordinator::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(30));
+  auto s = OpenRawStream(stub.get(), &ctx, "deferring", "w.defer", nullptr, 1, 60000);
+  ASSERT_FALSE(HasFailure());
+  std::vector<pb::CoordinatorMessage> seen;  // every message after the registration
+  constexpr int kTasks = 6;
+  std::string last_arn;
+  for (int i = 0; i < kTasks; ++i) {
+    last_arn = Run("Defer", "[" + std::to_string(i) + "]");
+    pb::CoordinatorMessage m;
+    do {
+      ASSERT_TRUE(s->Read(&m)) << "the stream ended before task " << i;
+      seen.push_back(m);
+    } while (!m.has_task());
+    pb::WorkerMessage done;
+    done.mutable_complete()->set_request_id(i + 1);
+    done.mutable_complete()->set_task_token(m.task().task_token());
+    done.mutable_complete()->set_output("{}");
+    done.mutable_complete()->set_credit(1);
+    ASSERT_TRUE(s->Write(done));
+    // Applied (so its ack is held, or about to be) before the next task.
+    EXPECT_EQ(WaitFinished(stub_.get(), last_arn, seconds(20)).status(), pb::SUCCEEDED);
+  }
+  // Every result is applied; then the worker leaves.
+  ASSERT_TRUE(s->WritesDone());
+  pb::CoordinatorMessage m;
+  while (s->Read(&m)) seen.push_back(m);
+  EXPECT_TRUE(s->Finish().ok());
+  std::map<uint64_t, int> acked;  // request id -> times
+  int riding = 0, alone = 0;
+  for (size_t k = 0; k < seen.size(); ++k) {
+    const pb::CoordinatorMessage& c = seen[k];
+    EXPECT_FALSE(c.has_ack()) << "an ack not deferred: request " << c.ack().request_id();
+    for (const auto& a : c.acks()) {
+      ++acked[a.request_id()];
+      EXPECT_EQ(a.code(), 0) << a.message();
+    }
+    if (c.acks_size() == 0) continue;
+    if (c.has_task()) {
+      ++riding;
+    } else {
+      ++alone;
+      EXPECT_EQ(k, seen.size() - 1) << "acks sent alone before the delay, message " << k;
+    }
+  }
+  for (int i = 1; i <= kTasks; ++i) EXPECT_EQ(acked[i], 1) << "ack of request " << i;
+  EXPECT_EQ(acked.size(), static_cast<size_t>(kTasks));
+  EXPECT_GE(riding, 1);
+  EXPECT_LE(alone, 1);
+}
+
+// With nothing to ride, a held-back ack goes alone once its delay is up,
+// while the stream stays open; acks of heartbeats are never held.
+TEST_F(Workers, AHeldBackAckGoesAloneWhenNothingElseIsSent) {
+  ASSERT_TRUE(IsOk(CreateStateMachine(stub_.get(), "Alone", OneTask("w.alone", R"(,"HeartbeatSeconds":60)"))));
+  auto channel = grpc::CreateChannel(coordinator_->address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::SagaCoordinator::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(30));
+  auto s = OpenRawStream(stub.get(), &ctx, "alone", "w.alone", nullptr, 1, 50);
+  ASSERT_FALSE(HasFailure());
+  const std::string arn = Run("Alone", "{}");
+  pb::CoordinatorMessage in;
+  ASSERT_TRUE(s->Read(&in) && in.has_task());
+  pb::WorkerMessage beat;
+  beat.mutable_heartbeat()->set_request_id(1);
+  beat.mutable_heartbeat()->set_task_token(in.task().task_token());
+  ASSERT_TRUE(s->Write(beat));
+  ASSERT_TRUE(s->Read(&in));
+  ASSERT_TRUE(in.has_ack()) << "a heartbeat's ack is never held";
+  EXPECT_EQ(in.ack().request_id(), 1u);
+  EXPECT_EQ(in.acks_size(), 0);
+  pb::WorkerMessage done;
+  done.mutable_complete()->set_request_id(2);
+  done.mutable_complete()->set_task_token(beat.heartbeat().task_token());
+  done.mutable_complete()->set_output("{}");
+  ASSERT_TRUE(s->Write(done));
+  ASSERT_TRUE(s->Read(&in)) << "the held ack never came";
+  EXPECT_EQ(in.message_case(), pb::CoordinatorMessage::MESSAGE_NOT_SET);
+  ASSERT_EQ(in.acks_size(), 1);
+  EXPECT_EQ(in.acks(0).request_id(), 2u);
+  EXPECT_EQ(in.acks(0).code(), 0) << in.acks(0).message();
+  EXPECT_EQ(WaitFinished(stub_.get(), arn, seconds(20)).status(), pb::SUCCEEDED);
+  ctx.TryCancel();
+}
 
 // A burst of results on one stream (the coordinator applies what it has
 // received together, with one group commit): each is settled on its own,

@@ -480,6 +480,7 @@ struct Worker::Impl {
       reg.mutable_register_()->set_identity(opts.identity);
       for (const auto& [a, h] : handlers) reg.mutable_register_()->add_activities(a);
       reg.mutable_register_()->set_max_concurrency(opts.concurrency);
+      reg.mutable_register_()->set_ack_delay_ms(20);
       {
         std::lock_guard<std::mutex> g(mu);
         int busy = static_cast<int>(running.size());
@@ -612,6 +613,9 @@ class Stream final : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coord
     } else if (in_.has_ack()) {
       w_->OnAck(in_.ack());
     }
+    // Results' acks the coordinator held back (ack_delay_ms), after the
+    // task they may ride with: its handler starts first.
+    for (const v1::WorkerAck& a : in_.acks()) w_->OnAck(a);
     in_.Clear();
     StartRead(&in_);
   }
