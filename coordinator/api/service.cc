@@ -387,6 +387,10 @@ class WorkerStreamReactor final
         current_ = std::move(out_.front());
         out_.pop_front();
         if (!TakeHeldAcks(&current_)) continue;  // an ack carrier whose acks went before
+        // Carriers queued behind have nothing left to carry: drop them, so
+        // that the buffer hint below promises only a write that will come
+        // (a write left buffered behind a skipped carrier never goes out).
+        std::erase_if(out_, [](const v1::CoordinatorMessage& q) { return CarriesNothing(q); });
         const bool more = !out_.empty();
         lock.unlock();
         StartWrite(&current_, more ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
@@ -414,7 +418,9 @@ class WorkerStreamReactor final
     std::unique_lock<std::mutex> lock(write_mu_);
     if (write_failed_ || write_closed_) return false;  // a task: the session gives it back
     if (writing_) {
-      out_.push_back(std::move(m));
+      // An ack carrier behind another write is not needed: the held acks
+      // ride the first write queued.
+      if (!CarriesNothing(m) || out_.empty()) out_.push_back(std::move(m));
       return true;
     }
     if (!TakeHeldAcks(&m)) return true;  // an ack carrier with nothing to carry
@@ -431,7 +437,10 @@ class WorkerStreamReactor final
   bool TakeHeldAcks(v1::CoordinatorMessage* m) {
     for (auto& a : held_acks_) *m->add_acks() = std::move(a);
     held_acks_.clear();
-    return m->message_case() != v1::CoordinatorMessage::MESSAGE_NOT_SET || m->acks_size() > 0;
+    return !CarriesNothing(*m);
+  }
+  static bool CarriesNothing(const v1::CoordinatorMessage& m) {
+    return m.message_case() == v1::CoordinatorMessage::MESSAGE_NOT_SET && m.acks_size() == 0;
   }
 
   // A result's ack for a worker that takes them deferred: held until the
@@ -780,8 +789,8 @@ void SagaService::AckLoop() {
       continue;
     }
     const auto now = std::chrono::steady_clock::now();
-    if (acks_due_.begin()->first > now) {
-      acks_cv_.wait_until(lock, acks_due_.begin()->first);
+    if (const auto first = acks_due_.begin()->first; first > now) {
+      acks_cv_.wait_until(lock, first);  // a copy: the entry may go meanwhile
       continue;
     }
     // Under acks_mu_, so ForgetAcks waits for a flush of its stream. Those
