@@ -451,17 +451,13 @@ class WorkerStreamReactor final
       std::lock_guard<std::mutex> g(write_mu_);
       if (write_failed_ || write_closed_) return;  // the worker sends it again when it reconnects
       first = held_acks_.empty();
-      auto& a = held_acks_.emplace_back();
-      a.set_request_id(request_id);
-      a.set_code(static_cast<int32_t>(s.code()));
-      a.set_message(std::string(s.message()));
+      held_acks_.push_back(MakeAck(request_id, s, false));
     }
     if (first) {
       svc_->AcksHeld(this, std::chrono::steady_clock::now() + std::chrono::milliseconds(ack_delay_ms_));
     }
   }
 
- public:
   // Sends the held acks now, alone or with a write queued behind the one
   // in flight (the service's ack thread, and the stream's end).
   void FlushAcks() {
@@ -471,8 +467,6 @@ class WorkerStreamReactor final
     }
     Send(v1::CoordinatorMessage());  // carries them (TakeHeldAcks)
   }
-
- private:
 
   // The worker's input ended (or it broke the protocol: `result`).
   void EndInput(grpc::Status result) {
@@ -667,13 +661,18 @@ class WorkerStreamReactor final
     }
   }
 
+  static v1::WorkerAck MakeAck(uint64_t request_id, const absl::Status& s, bool cancelled) {
+    v1::WorkerAck a;
+    a.set_request_id(request_id);
+    a.set_cancelled(cancelled);
+    a.set_code(static_cast<int32_t>(s.code()));
+    a.set_message(std::string(s.message()));
+    return a;
+  }
+
   void Ack(uint64_t request_id, const absl::Status& s, bool cancelled) {
     v1::CoordinatorMessage ack;
-    auto* a = ack.mutable_ack();
-    a->set_request_id(request_id);
-    a->set_cancelled(cancelled);
-    a->set_code(static_cast<int32_t>(s.code()));
-    a->set_message(std::string(s.message()));
+    *ack.mutable_ack() = MakeAck(request_id, s, cancelled);
     Send(std::move(ack));
   }
 

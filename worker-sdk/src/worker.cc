@@ -34,6 +34,10 @@ namespace v1 = saga::v1;
 
 constexpr int kUnavailable = 14, kAborted = 10, kInternal = 13, kFailedPrecondition = 9,
               kNotFound = 5, kInvalidArgument = 3;
+// RegisterWorker.ack_delay_ms: results' acks may ride the next pushed task
+// (one write and one read fewer per task); a result waits at most this much
+// longer in the outbox.
+constexpr uint32_t kAckDelayMs = 20;
 
 std::string DefaultIdentity() {
   char host[256] = {0};
@@ -480,7 +484,7 @@ struct Worker::Impl {
       reg.mutable_register_()->set_identity(opts.identity);
       for (const auto& [a, h] : handlers) reg.mutable_register_()->add_activities(a);
       reg.mutable_register_()->set_max_concurrency(opts.concurrency);
-      reg.mutable_register_()->set_ack_delay_ms(20);
+      reg.mutable_register_()->set_ack_delay_ms(kAckDelayMs);
       {
         std::lock_guard<std::mutex> g(mu);
         int busy = static_cast<int>(running.size());
