@@ -349,9 +349,23 @@ class WorkerStreamReactor final
                    session_->GrantForResult(in_.fail().task_token(), in_.fail().credit())) {
           in_.mutable_fail()->set_credit(0);
         }
+        // A result is applied from here when nothing is queued before it
+        // (an applier would otherwise see later messages first): decided
+        // at once, its write left to the group commit, which finishes it
+        // (no applier woken, none waiting). Anything else, and a result
+        // that cannot be (its execution not cached here, or busy), goes to
+        // the appliers.
+        bool direct = false;
+        if (in_.has_complete() || in_.has_fail()) {
+          std::lock_guard<std::mutex> g(mu_);
+          direct = queue_.empty();
+          if (direct) ++direct_pending_;
+        }
+        if (direct && ApplyDirect(in_)) break;
         {
           std::lock_guard<std::mutex> g(mu_);
-          queue_.push_back(std::move(in_));
+          if (direct) --direct_pending_;
+          queue_.push_back(Work{std::move(in_), nullptr});
         }
         queue_cv_.notify_one();
         break;
@@ -580,27 +594,72 @@ class WorkerStreamReactor final
   // Results, heartbeats and give-backs, each acknowledged when applied. An
   // applier takes everything queued: the results among it go to one group
   // commit together (one wait for all, instead of one applier woken and
-  // waiting per result).
+  // waiting per result). It also runs what a directly applied result needs
+  // done on a thread that may block.
   void ApplyLoop() {
     std::vector<v1::WorkerMessage> taken;
     while (true) {
       taken.clear();
+      std::function<void()> fn;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        queue_cv_.wait(lock, [&] { return input_ended_ || !queue_.empty(); });
+        queue_cv_.wait(lock, [&] {
+          return (input_ended_ && direct_pending_ == 0) || !queue_.empty();
+        });
         if (queue_.empty()) {  // ended and drained: what was received is applied
           ++appliers_done_;
           lock.unlock();
           control_cv_.notify_all();
           return;
         }
-        while (!queue_.empty() && taken.size() < kMaxTaken) {
-          taken.push_back(std::move(queue_.front()));
+        if (queue_.front().fn) {
+          fn = std::move(queue_.front().fn);
+          queue_.pop_front();
+        }
+        while (!fn && !queue_.empty() && !queue_.front().fn && taken.size() < kMaxTaken) {
+          taken.push_back(std::move(queue_.front().m));
           queue_.pop_front();
         }
       }
-      ApplyTaken(taken);
+      if (fn) {
+        fn();
+      } else {
+        ApplyTaken(taken);
+      }
     }
+  }
+
+  // A result applied without an applier (see OnReadDone); false: not taken.
+  bool ApplyDirect(const v1::WorkerMessage& m) {
+    const bool complete = m.has_complete();
+    const int credit = complete ? m.complete().credit() : m.fail().credit();
+    if (!BadCredit(credit, "credit").ok()) return false;  // the appliers refuse it
+    runtime::Coordinator::WorkerResult r;
+    if (complete) {
+      r.token = m.complete().task_token();
+      r.output = m.complete().output();
+    } else {
+      r.token = m.fail().task_token();
+      r.failed = true;
+      r.error = OptionalField(m.fail().has_error(), m.fail().error());
+      r.cause = OptionalField(m.fail().has_cause(), m.fail().cause());
+    }
+    const uint64_t id = complete ? m.complete().request_id() : m.fail().request_id();
+    return session_->ApplyAsync(
+        r,
+        [this, id, credit](absl::Status s) {
+          Settled(id, credit, s);
+          // Last: once none is pending, the stream may end and this go.
+          std::lock_guard<std::mutex> g(mu_);
+          if (--direct_pending_ == 0 && input_ended_) queue_cv_.notify_all();
+        },
+        [this](std::function<void()> fn) {
+          {
+            std::lock_guard<std::mutex> g(mu_);
+            queue_.push_front(Work{v1::WorkerMessage(), std::move(fn)});
+          }
+          queue_cv_.notify_one();
+        });
   }
 
   static constexpr size_t kMaxTaken = 64;
@@ -643,21 +702,24 @@ class WorkerStreamReactor final
     for (size_t k = 0; k < results.size(); ++k) {
       const v1::WorkerMessage& m = *of[k];
       const bool complete = m.has_complete();
-      // A result's credit (CompleteTask.credit) not granted as it arrived
-      // (its task was not held on this stream): granted once the result is
-      // settled, taken or refused for good.
-      const int credit = complete ? m.complete().credit() : m.fail().credit();
-      const absl::Status& s = applied[k];
-      if (credit != 0 && (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
-                          s.code() == absl::StatusCode::kNotFound)) {
-        (void)session_->Grant(credit);  // in range: checked before applying
-      }
-      const uint64_t id = complete ? m.complete().request_id() : m.fail().request_id();
-      if (ack_delay_ms_ > 0) {
-        HoldAck(id, s);
-      } else {
-        Ack(id, s, false);
-      }
+      Settled(complete ? m.complete().request_id() : m.fail().request_id(),
+              complete ? m.complete().credit() : m.fail().credit(), applied[k]);
+    }
+  }
+
+  // A result is applied (or refused): its credit and its ack.
+  void Settled(uint64_t request_id, int credit, const absl::Status& s) {
+    // A result's credit (CompleteTask.credit) not granted as it arrived
+    // (its task was not held on this stream): granted once the result is
+    // settled, taken or refused for good.
+    if (credit != 0 && (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition ||
+                        s.code() == absl::StatusCode::kNotFound)) {
+      (void)session_->Grant(credit);  // in range: checked before applying
+    }
+    if (ack_delay_ms_ > 0) {
+      HoldAck(request_id, s);
+    } else {
+      Ack(request_id, s, false);
     }
   }
 
@@ -696,7 +758,14 @@ class WorkerStreamReactor final
 
   std::mutex mu_;  // the appliers' queue and the end of the input
   std::condition_variable queue_cv_, control_cv_;
-  std::deque<v1::WorkerMessage> queue_;
+  // The appliers' work: a message, or what a directly applied result needs
+  // run on a thread that may block.
+  struct Work {
+    v1::WorkerMessage m;
+    std::function<void()> fn;
+  };
+  std::deque<Work> queue_;
+  int direct_pending_ = 0;  // results applied directly, not yet settled
   bool input_ended_ = false;
   int appliers_done_ = 0;
   grpc::Status result_;

@@ -208,6 +208,7 @@ CoordinatorStats Coordinator::stats() const {
   s.tasks_handed_off = n_handed_off_;
   s.tasks_claimed = n_claimed_;
   s.replays = n_replays_;
+  s.results_async = n_async_;
   return s;
 }
 
@@ -1434,6 +1435,107 @@ std::vector<absl::Status> Coordinator::ApplyWorkerResults(const std::vector<Work
     out[index[k]] = IsNoWrite(applied[k]) ? absl::OkStatus() : applied[k];
   }
   return out;
+}
+
+bool Coordinator::ApplyWorkerResultAsync(
+    const WorkerResult& r, std::function<void(absl::Status)> done,
+    const std::function<void(std::function<void()>)>& run_blocking) {
+  auto c = r.failed ? FailCommand(r.token, r.error, r.cause)
+                    : SucceedCommand(r.token, r.output, /*from_worker=*/true);
+  if (!c.ok()) return false;
+  // ApplyCommands' fast path for one command, its continuation on the
+  // group commit's thread. Everything it needs lives here until then.
+  struct Op {
+    CommandSpec spec;
+    int64_t version = 0;
+    Decided d;
+    std::function<void(absl::Status)> done;
+  };
+  auto op = std::make_unique<Op>();
+  op->spec = *std::move(c);
+  const std::string& id = op->spec.execution_id;
+  if (!AcquireLease(id, /*wait=*/false)) return false;
+  std::unique_ptr<engine::ExecutionState> st = TakeCached(id, &op->version);
+  if (!st) {
+    ReleaseLease(id);
+    return false;
+  }
+  ExecutionRecord row;
+  row.execution_id = id;
+  row.version = op->version;
+  UnlockedTxn txn;
+  if (!Decide(row, std::move(st), txn, op->spec.make, nullptr, &op->d).ok()) {
+    // A refusal put the state back; ApplyWorkerResults decides it again.
+    CancelHandOffs(op->d.handoffs);
+    ReleaseLease(id);
+    return false;
+  }
+  op->done = std::move(done);
+  // The locked path, after the row moved on (or the write failed and may
+  // be retried): the decided state is discarded; it replays. The lease is
+  // given back before (ApplyCommand takes it again).
+  auto locked = [this](Op* o) {
+    ++n_conflicts_;
+    CancelHandOffs(o->d.handoffs);
+    absl::Status s = ApplyCommand(o->spec.execution_id, o->spec.make, nullptr, false);
+    o->done(IsNoWrite(s) ? absl::OkStatus() : s);
+  };
+  PushOnCommit(op->d.handoffs, *op->d.done, &op->d.writes);
+  Op* o = op.get();
+  const bool queued = store_->WriteIfVersionAsync(
+      &o->spec.execution_id, o->version, &o->d.writes,
+      [this, o, locked, run_blocking](absl::StatusOr<bool> applied) {
+        std::unique_ptr<Op> owned(o);
+        if (applied.ok() && *applied) {
+          ++n_unlocked_;
+          ++n_async_;
+          FinishDecided(owned->spec.execution_id, owned->d);
+          ReleaseLease(owned->spec.execution_id);
+          owned->done(absl::OkStatus());
+          return;
+        }
+        if (!applied.ok() && !Retryable(applied.status())) {
+          ++n_conflicts_;
+          CancelHandOffs(owned->d.handoffs);
+          ReleaseLease(owned->spec.execution_id);
+          owned->done(applied.status());
+          return;
+        }
+        ReleaseLease(owned->spec.execution_id);
+        run_blocking([locked, p = owned.release()] {
+          std::unique_ptr<Op> again(p);
+          locked(again.get());
+        });
+      });
+  if (queued) {
+    (void)op.release();  // the continuation owns it
+    return true;
+  }
+  // Timers, say: a transaction of its own, on a thread that may wait for
+  // it. The decided state goes with it; the lease does not (a transition
+  // waiting for it there could hold up that very thread), and the write is
+  // version-checked without it.
+  o->d.writes.after_commit = nullptr;
+  ReleaseLease(id);
+  run_blocking([this, locked, p = op.release()] {
+    std::unique_ptr<Op> owned(p);
+    auto applied = store_->WriteIfVersion(owned->spec.execution_id, owned->version,
+                                          owned->d.writes);
+    if (applied.ok() && *applied) {
+      ++n_unlocked_;
+      FinishDecided(owned->spec.execution_id, owned->d);
+      owned->done(absl::OkStatus());
+      return;
+    }
+    if (!applied.ok() && !Retryable(applied.status())) {
+      ++n_conflicts_;
+      CancelHandOffs(owned->d.handoffs);
+      owned->done(applied.status());
+      return;
+    }
+    locked(owned.get());
+  });
+  return true;
 }
 
 absl::StatusOr<int> Coordinator::ReclaimLostTasks(const std::string& worker,

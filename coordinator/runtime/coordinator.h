@@ -98,6 +98,7 @@ struct CoordinatorStats {
   uint64_t replays = 0;               // states rebuilt from the history (cache miss)
   uint64_t lease_waits = 0;  // transitions that found another of their execution under way
                              // (they wait for its lease, or take the blocking path)
+  uint64_t results_async = 0;  // worker results decided without a thread waiting for the commit
 };
 
 struct ValidationResult {
@@ -182,6 +183,17 @@ class Coordinator {
     std::optional<std::string> error, cause;
   };
   std::vector<absl::Status> ApplyWorkerResults(const std::vector<WorkerResult>& results);
+  // One result, for a caller that must not block (a worker stream's read
+  // reaction): when its execution's state is cached here and no other
+  // transition of it is under way, decides at once and leaves the write to
+  // the group commit, whose thread then finishes the transition and runs
+  // `done` with the status ApplyWorkerResults would give. What may block
+  // (writes that need a transaction of their own, the locked path after the
+  // row moved on) goes to `run_blocking`, which must run it on a thread that
+  // may block; `done` then runs there. False: nothing was done and neither
+  // is called (apply the result with ApplyWorkerResults).
+  bool ApplyWorkerResultAsync(const WorkerResult& r, std::function<void(absl::Status)> done,
+                              const std::function<void(std::function<void()>)>& run_blocking);
   // Gives a started task back: runnable again as the same attempt (no
   // history event; the next delivery records another ActivityStarted).
   // Only the worker holding it (`worker`, its identity) can.
@@ -414,7 +426,7 @@ class Coordinator {
 
   const std::string instance_;  // random; in NOTIFY payloads
   std::atomic<uint64_t> n_unlocked_{0}, n_locked_{0}, n_conflicts_{0}, n_handed_off_{0},
-      n_claimed_{0}, n_replays_{0}, n_batched_{0}, n_lease_waits_{0};
+      n_claimed_{0}, n_replays_{0}, n_batched_{0}, n_lease_waits_{0}, n_async_{0};
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;
   std::set<std::string> notify_activities_;

@@ -151,6 +151,18 @@ std::vector<absl::Status> WorkerSession::Apply(
   return s;
 }
 
+bool WorkerSession::ApplyAsync(const Coordinator::WorkerResult& result,
+                               std::function<void(absl::Status)> done,
+                               const std::function<void(std::function<void()>)>& run_blocking) {
+  return c_->ApplyWorkerResultAsync(
+      result,
+      [this, token = result.token, done = std::move(done)](absl::Status s) {
+        if (s.ok() || s.code() == absl::StatusCode::kFailedPrecondition) Forget(token);
+        done(std::move(s));
+      },
+      run_blocking);
+}
+
 absl::Status WorkerSession::Heartbeat(const std::string& token, bool* cancelled) {
   absl::Status s = c_->SendTaskHeartbeat(token);
   *cancelled = s.code() == absl::StatusCode::kFailedPrecondition ||

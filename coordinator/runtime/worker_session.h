@@ -64,6 +64,10 @@ class WorkerSession {
   // The worker's messages about a task pushed to it. Results, several at
   // once (one group commit; see Coordinator::ApplyWorkerResults):
   std::vector<absl::Status> Apply(const std::vector<Coordinator::WorkerResult>& results);
+  // One result without waiting for its commit (Coordinator::
+  // ApplyWorkerResultAsync): false when it must go to Apply.
+  bool ApplyAsync(const Coordinator::WorkerResult& result, std::function<void(absl::Status)> done,
+                  const std::function<void(std::function<void()>)>& run_blocking);
   // Heartbeat: OK, or the status that says the task is no longer open (then
   // `cancelled`).
   absl::Status Heartbeat(const std::string& token, bool* cancelled);

@@ -255,7 +255,8 @@ int main(int argc, char** argv) {
   const auto st = coordinator.stats();
   const auto bs = (*store)->batch_stats();
   std::cerr << "saga-coordinator: stopped; transitions: " << st.transitions_unlocked
-            << " unlocked (" << st.transitions_together << " of them written with others of one stream), "
+            << " unlocked (" << st.transitions_together << " of them written with others of one stream, "
+            << st.results_async << " results applied from a stream's read with no thread waiting), "
             << st.transitions_locked << " locked, " << st.lease_waits << " found another of their execution under way, " << st.unlocked_conflicts
             << " unlocked conflicts, " << st.replays << " replays; tasks: " << st.tasks_handed_off
             << " handed off, " << st.tasks_claimed << " claimed by scans; group commits: "

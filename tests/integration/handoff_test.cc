@@ -6,8 +6,12 @@
 // stream's dispatcher (or for Unsubscribe, which gives it back).
 #include <pthread.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,6 +76,57 @@ class HandOff : public PgTest {
     auto e = c_->StartExecution("handoff", name, R"({"n":1})");
     EXPECT_TRUE(e.ok()) << e.status();
     return e.ok() ? e->execution_id : "";
+  }
+
+  // What ApplyWorkerResultAsync reported: its status and the thread `done`
+  // ran on, and the work it gave to `run_blocking` (run by the test).
+  struct Async {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::Status> status;
+    std::string thread;
+    std::vector<std::function<void()>> blocking;
+  };
+  bool ApplyAsync(const Coordinator::WorkerResult& r, Async* out) {
+    return c_->ApplyWorkerResultAsync(
+        r,
+        [out](absl::Status s) {
+          char name[32] = {0};
+          pthread_getname_np(pthread_self(), name, sizeof name);
+          std::lock_guard<std::mutex> g(out->mu);
+          out->status = std::move(s);
+          out->thread = name;
+          out->cv.notify_all();
+        },
+        [out](std::function<void()> fn) {
+          std::lock_guard<std::mutex> g(out->mu);
+          out->blocking.push_back(std::move(fn));
+          out->cv.notify_all();
+        });
+  }
+  // Waits (10 s at most) until `done` ran or work went to `run_blocking`.
+  static bool WaitAsync(Async* a) {
+    std::unique_lock<std::mutex> lock(a->mu);
+    return a->cv.wait_for(lock, std::chrono::seconds(10),
+                          [&] { return a->status.has_value() || !a->blocking.empty(); });
+  }
+  // The one piece of work `a` gave to `run_blocking`, with `done` not run
+  // yet (an empty function, and a test failure, otherwise).
+  static std::function<void()> OnlyBlockingWork(Async* a) {
+    EXPECT_TRUE(WaitAsync(a));
+    std::lock_guard<std::mutex> g(a->mu);
+    EXPECT_FALSE(a->status.has_value());
+    EXPECT_EQ(a->blocking.size(), 1u);
+    return a->blocking.size() == 1 ? a->blocking[0] : nullptr;
+  }
+  std::string TokenOf(Seen* seen, size_t i) {
+    std::lock_guard<std::mutex> g(seen->mu);
+    return seen->tasks.size() > i ? seen->tasks[i].task_token : "";
+  }
+  int StatusOf(const std::string& machine, const std::string& name) {
+    auto row = c_->DescribeExecution(Coordinator::ExecutionArn(machine, name));
+    EXPECT_TRUE(row.ok()) << row.status();
+    return row.ok() ? row->status : -1;
   }
 
   std::unique_ptr<storage::PgStore> store_;
@@ -150,6 +205,126 @@ TEST_F(HandOff, AHandOffTheStreamCannotTakeWaitsInItsMailbox) {
   std::lock_guard<std::mutex> g(seen.mu);
   ASSERT_EQ(seen.tasks.size(), 2u);
   EXPECT_EQ(left[0].task_token, seen.tasks[1].task_token);
+}
+
+// A worker stream's read reaction applies a result without blocking: the
+// decision is made at once and the group commit's thread, once the write is
+// committed, finishes the transition and reports the result's status.
+TEST_F(HandOff, AResultAppliedAsynchronouslyIsFinishedByTheGroupCommit) {
+  Seen seen;
+  auto w = c_->Subscribe({"handoff-hold"}, "stream-async", 1, Recorder(&seen, true));
+  Start("async");
+  const std::string token = TokenOf(&seen, 0);
+  ASSERT_FALSE(token.empty());
+  const uint64_t before = c_->stats().results_async;
+  Async a;
+  ASSERT_TRUE(ApplyAsync({token, false, R"({"done":true})", {}, {}}, &a));
+  ASSERT_TRUE(WaitAsync(&a));
+  {
+    std::lock_guard<std::mutex> g(a.mu);
+    ASSERT_TRUE(a.status.has_value());
+    EXPECT_TRUE(a.status->ok()) << *a.status;
+    EXPECT_EQ(a.thread, "saga-commit");
+    EXPECT_TRUE(a.blocking.empty());
+  }
+  EXPECT_EQ(c_->stats().results_async, before + 1);
+  EXPECT_EQ(StatusOf("handoff", "async"), 2);  // SUCCEEDED
+  auto row = c_->DescribeExecution(Coordinator::ExecutionArn("handoff", "async"));
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->output, R"({"done":true})");
+  // The same result again: its execution is no longer cached (finished), so
+  // nothing is taken and the blocking path refuses it, changing nothing.
+  Async again;
+  EXPECT_FALSE(ApplyAsync({token, false, R"({"done":false})", {}, {}}, &again));
+  auto applied = c_->ApplyWorkerResults({{token, false, R"({"done":false})", {}, {}}});
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].code(), absl::StatusCode::kFailedPrecondition) << applied[0];
+  row = c_->DescribeExecution(Coordinator::ExecutionArn("handoff", "async"));
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->output, R"({"done":true})");
+  // A token that is not one: not taken either.
+  EXPECT_FALSE(ApplyAsync({"not-a-token", false, "{}", {}, {}}, &again));
+  EXPECT_TRUE(c_->Unsubscribe(w.get()).empty());
+}
+
+// A result whose transition arms a timer (a Retry's wait) needs a
+// transaction of its own: that goes to `run_blocking`, and `done` runs
+// where it is run.
+TEST_F(HandOff, AnAsynchronousResultThatArmsATimerIsWrittenByTheBlockingRunner) {
+  ASSERT_TRUE(c_->CreateStateMachine("handoff-retry", R"({"StartAt":"Work","States":{
+    "Work":{"Type":"Task","Resource":"handoff-hold","End":true,
+      "Retry":[{"ErrorEquals":["Busy"],"IntervalSeconds":30,"MaxAttempts":1}]}}})", 1).ok());
+  Seen seen;
+  auto w = c_->Subscribe({"handoff-hold"}, "stream-retry", 1, Recorder(&seen, true));
+  auto e = c_->StartExecution("handoff-retry", "retried", "{}");
+  ASSERT_TRUE(e.ok()) << e.status();
+  const std::string token = TokenOf(&seen, 0);
+  ASSERT_FALSE(token.empty());
+  Async a;
+  ASSERT_TRUE(ApplyAsync({token, true, "", std::string("Busy"), std::string("try later")}, &a));
+  std::function<void()> fn = OnlyBlockingWork(&a);
+  ASSERT_TRUE(fn);
+  std::thread runner([&] {
+    pthread_setname_np(pthread_self(), "test-blocking");
+    fn();
+  });
+  runner.join();
+  {
+    std::lock_guard<std::mutex> g(a.mu);
+    ASSERT_TRUE(a.status.has_value());
+    EXPECT_TRUE(a.status->ok()) << *a.status;
+    EXPECT_EQ(a.thread, "test-blocking");
+  }
+  // Failed once and waiting for its retry: still running, the failure in
+  // its history, no second task yet.
+  EXPECT_EQ(StatusOf("handoff-retry", "retried"), 1);
+  std::string next;
+  auto history = c_->GetExecutionHistory(Coordinator::ExecutionArn("handoff-retry", "retried"), "",
+                                         100, false, &next);
+  ASSERT_TRUE(history.ok()) << history.status();
+  int failed = 0;
+  for (const auto& ev : *history) failed += ev.type == engine::EventType::kActivityFailed;
+  EXPECT_EQ(failed, 1);
+  {
+    std::lock_guard<std::mutex> g(seen.mu);
+    EXPECT_EQ(seen.tasks.size(), 1u);
+  }
+  // The same failure again is refused: the attempt is closed.
+  auto applied = c_->ApplyWorkerResults({{token, true, "", std::string("Busy"), std::nullopt}});
+  EXPECT_EQ(applied[0].code(), absl::StatusCode::kFailedPrecondition) << applied[0];
+  EXPECT_TRUE(c_->Unsubscribe(w.get()).empty());
+}
+
+// Another coordinator advanced the execution after this one cached it: the
+// version-checked write applies nothing, and the locked path (given to
+// `run_blocking`) replays the history and refuses the stale result.
+TEST_F(HandOff, AnAsynchronousResultOnAStaleCacheGoesToTheLockedPathAndIsRefused) {
+  Seen seen;
+  auto w = c_->Subscribe({"handoff-hold"}, "stream-stale", 1, Recorder(&seen, true));
+  Start("stale");
+  const std::string token = TokenOf(&seen, 0);
+  ASSERT_FALSE(token.empty());
+  runtime::CoordinatorOptions o;
+  o.token_secret = "handoff-test-secret";
+  o.run_background = false;
+  Coordinator other(store_.get(), o);
+  auto first = other.ApplyWorkerResults({{token, false, R"({"by":"other"})", {}, {}}});
+  ASSERT_TRUE(first[0].ok()) << first[0];
+  Async a;
+  ASSERT_TRUE(ApplyAsync({token, false, R"({"by":"this"})", {}, {}}, &a));
+  std::function<void()> fn = OnlyBlockingWork(&a);
+  ASSERT_TRUE(fn);
+  fn();
+  {
+    std::lock_guard<std::mutex> g(a.mu);
+    ASSERT_TRUE(a.status.has_value());
+    EXPECT_EQ(a.status->code(), absl::StatusCode::kFailedPrecondition) << *a.status;
+  }
+  auto row = c_->DescribeExecution(Coordinator::ExecutionArn("handoff", "stale"));
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->status, 2);
+  EXPECT_EQ(row->output, R"({"by":"other"})");
+  EXPECT_TRUE(c_->Unsubscribe(w.get()).empty());
 }
 
 }  // namespace

@@ -744,6 +744,9 @@ struct PgStore::Impl {
     absl::StatusOr<bool> result = false;  // applied (inserted / still at version)
     bool done = false;
     std::shared_ptr<Waiter> waiter;  // set by Submit
+    // Set by SubmitAsync instead of a waiter: run by the committer, which
+    // then deletes the item.
+    std::function<void(absl::StatusOr<bool>)> on_done;
   };
   // One batch at a time: everything that queues while it is written goes
   // into the next one. Two at a time (callers leading, before the
@@ -765,6 +768,8 @@ struct PgStore::Impl {
   // Queues `items` (one caller's, several executions) and returns once all
   // are written.
   void Submit(std::span<BatchItem* const> items);
+  // Queues a heap-allocated item with on_done set; the committer owns it.
+  void SubmitAsync(std::unique_ptr<BatchItem> item);
   absl::StatusOr<bool> Submit(BatchItem* item) {
     Submit(std::span<BatchItem* const>(&item, 1));
     return item->result;
@@ -1088,6 +1093,15 @@ void PgStore::Impl::Submit(std::span<BatchItem* const> items) {
   });
 }
 
+void PgStore::Impl::SubmitAsync(std::unique_ptr<BatchItem> item) {
+  std::lock_guard<std::mutex> lock(batch_mu);
+  batch_queue.push_back(item.release());
+  if (committer_idle) {
+    committer_idle = false;
+    committer_cv.notify_one();
+  }
+}
+
 void PgStore::Impl::CommitLoop() {
   pthread_setname_np(pthread_self(), "saga-commit");
   std::vector<std::shared_ptr<Waiter>> wake;
@@ -1122,14 +1136,25 @@ void PgStore::Impl::CommitLoop() {
     for (BatchItem* b : batch) {
       if (b->writes->after_commit && b->result.ok() && *b->result) b->writes->after_commit();
     }
+    // The asynchronous items (this thread owns them), set apart before the
+    // waiting callers are told: once told, theirs may be gone.
+    std::vector<std::unique_ptr<BatchItem>> async;
     lock.lock();
     for (BatchItem* b : batch) {
+      if (b->on_done) {
+        async.emplace_back(b);
+        continue;
+      }
       b->done = true;
       if (std::find(wake.begin(), wake.end(), b->waiter) == wake.end()) wake.push_back(b->waiter);
     }
     lock.unlock();
     for (const auto& w : wake) w->cv.notify_one();
     wake.clear();
+    // The waiting callers first: the continuations of asynchronous ones
+    // (whose callers do not wait) run after.
+    for (auto& b : async) b->on_done(std::move(b->result));
+    async.clear();
     lock.lock();
   }
 }
@@ -1507,6 +1532,21 @@ std::vector<absl::StatusOr<bool>> PgStore::WriteIfVersionMany(
                                       : WriteIfVersion(*v.execution_id, v.version, *v.writes);
   }
   return results;
+}
+
+bool PgStore::WriteIfVersionAsync(const std::string* execution_id, int64_t version,
+                                  const Writes* writes,
+                                  std::function<void(absl::StatusOr<bool>)> done) {
+  if (!Batchable(*writes)) return false;
+  auto item = std::make_unique<Impl::BatchItem>();
+  item->id = execution_id;
+  item->version = version;
+  item->writes = writes;
+  item->events_json =
+      EventsJson(*execution_id, writes->events, impl_->options.compress_history_from);
+  item->on_done = std::move(done);
+  impl_->SubmitAsync(std::move(item));
+  return true;
 }
 
 absl::StatusOr<bool> PgStore::WriteIfVersion(const std::string& execution_id, int64_t version,

@@ -231,6 +231,14 @@ class PgStore {
   };
   std::vector<absl::StatusOr<bool>> WriteIfVersionMany(const std::vector<VersionedWrites>& writes);
 
+  // WriteIfVersion without waiting: the group commit runs `done` with the
+  // result on its own thread once the batch is written (after `after_commit`).
+  // `done` must be quick and must not block or write; `*execution_id` and
+  // `writes` must live until it runs. False, and `done` is never run, when
+  // the writes need more than the combined statement (use WriteIfVersion).
+  bool WriteIfVersionAsync(const std::string* execution_id, int64_t version, const Writes* writes,
+                           std::function<void(absl::StatusOr<bool>)> done);
+
   // CreateExecution and WriteIfVersion calls whose writes need nothing but
   // the combined statement are group-committed: concurrent calls for
   // distinct executions share one statement and one commit (each still
