@@ -121,13 +121,58 @@ grpc::Status SagaService::ValidateStateMachineDefinition(
   return grpc::Status::OK;
 }
 
-grpc::Status SagaService::StartExecution(grpc::ServerContext*, const v1::StartExecutionRequest* req,
-                                         v1::StartExecutionResponse* resp) {
-  auto r = c_->StartExecution(req->state_machine(), req->name(), req->input());
-  if (!r.ok()) return ToGrpc(r.status());
-  resp->set_execution_arn(runtime::Coordinator::ExecutionArn(r->state_machine, r->name));
-  resp->set_start_date(Ts(r->start_us));
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* SagaService::StartExecution(grpc::CallbackServerContext* ctx,
+                                                      const v1::StartExecutionRequest* req,
+                                                      v1::StartExecutionResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto done = [reactor, resp](absl::StatusOr<storage::ExecutionRecord> r) {
+    if (!r.ok()) {
+      reactor->Finish(ToGrpc(r.status()));
+      return;
+    }
+    resp->set_execution_arn(runtime::Coordinator::ExecutionArn(r->state_machine, r->name));
+    resp->set_start_date(Ts(r->start_us));
+    reactor->Finish(grpc::Status::OK);
+  };
+  auto run_blocking = [this](std::function<void()> fn) { RunBlocking(std::move(fn)); };
+  if (!c_->StartExecutionAsync(req->state_machine(), req->name(), req->input(), done,
+                               run_blocking)) {
+    RunBlocking([this, req, done] {
+      done(c_->StartExecution(req->state_machine(), req->name(), req->input()));
+    });
+  }
+  return reactor;
+}
+
+void SagaService::RunBlocking(std::function<void()> fn) {
+  std::lock_guard<std::mutex> g(blocking_mu_);
+  blocking_.push_back(std::move(fn));
+  if (blocking_idle_ > 0) {
+    blocking_cv_.notify_one();
+  } else if (static_cast<int>(blocking_threads_.size()) < kBlockingThreads) {
+    blocking_threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "saga-blocking");
+      BlockingLoop();
+    });
+  }  // else the next thread to finish takes it
+}
+
+void SagaService::BlockingLoop() {
+  std::unique_lock<std::mutex> lock(blocking_mu_);
+  while (true) {
+    if (blocking_.empty()) {
+      if (blocking_stop_) return;
+      ++blocking_idle_;
+      blocking_cv_.wait(lock, [&] { return blocking_stop_ || !blocking_.empty(); });
+      --blocking_idle_;
+      continue;
+    }
+    std::function<void()> fn = std::move(blocking_.front());
+    blocking_.pop_front();
+    lock.unlock();
+    fn();
+    lock.lock();
+  }
 }
 
 grpc::Status SagaService::DescribeExecution(grpc::ServerContext*,
@@ -822,6 +867,12 @@ SagaService::~SagaService() {
   }
   acks_cv_.notify_all();
   if (ack_thread_.joinable()) ack_thread_.join();
+  {
+    std::lock_guard<std::mutex> g(blocking_mu_);
+    blocking_stop_ = true;  // what is queued still runs
+  }
+  blocking_cv_.notify_all();
+  for (auto& t : blocking_threads_) t.join();
 }
 
 void SagaService::AcksHeld(WorkerStreamReactor* r, std::chrono::steady_clock::time_point due) {

@@ -6,9 +6,12 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "coordinator/runtime/coordinator.h"
 #include "saga/v1/saga.grpc.pb.h"
@@ -21,13 +24,19 @@ grpc::Status ToGrpc(const absl::Status& s);
 
 // The worker stream uses gRPC's callback API (a reactor): its reads and
 // writes complete on gRPC's own threads instead of waking a blocked thread
-// per message; the unary RPCs stay synchronous.
+// per message. So does StartExecution, the hot unary call: decided on the
+// gRPC thread that read it and answered by the group commit's thread once
+// written (Coordinator::StartExecutionAsync), with what may block on a
+// small pool of this service's. The other unary RPCs stay synchronous.
 class SagaService final
-    : public saga::v1::SagaCoordinator::WithCallbackMethod_WorkerStream<
-          saga::v1::SagaCoordinator::Service> {
+    : public saga::v1::SagaCoordinator::WithCallbackMethod_StartExecution<
+          saga::v1::SagaCoordinator::WithCallbackMethod_WorkerStream<
+              saga::v1::SagaCoordinator::Service>> {
  public:
   explicit SagaService(runtime::Coordinator* c) : c_(c) {}
-  ~SagaService();  // stops the deferred-ack thread (after the server's shutdown)
+  // Stops the deferred-ack thread and the blocking pool (after the server's
+  // shutdown).
+  ~SagaService();
 
   grpc::Status CreateStateMachine(grpc::ServerContext*, const v1::CreateStateMachineRequest*,
                                   v1::CreateStateMachineResponse*) override;
@@ -42,8 +51,9 @@ class SagaService final
   grpc::Status ValidateStateMachineDefinition(grpc::ServerContext*,
                                               const v1::ValidateStateMachineDefinitionRequest*,
                                               v1::ValidateStateMachineDefinitionResponse*) override;
-  grpc::Status StartExecution(grpc::ServerContext*, const v1::StartExecutionRequest*,
-                              v1::StartExecutionResponse*) override;
+  grpc::ServerUnaryReactor* StartExecution(grpc::CallbackServerContext* ctx,
+                                           const v1::StartExecutionRequest* req,
+                                           v1::StartExecutionResponse* resp) override;
   grpc::Status DescribeExecution(grpc::ServerContext*, const v1::DescribeExecutionRequest*,
                                  v1::Execution*) override;
   grpc::Status ListExecutions(grpc::ServerContext*, const v1::ListExecutionsRequest*,
@@ -93,6 +103,19 @@ class SagaService final
   std::multimap<std::chrono::steady_clock::time_point, WorkerStreamReactor*> acks_due_;
   std::thread ack_thread_;  // started with the first deferred ack
   bool acks_stop_ = false;
+
+  // Work of callback handlers that may block (a start whose state machine's
+  // revision is not cached, or whose write needs a transaction of its own):
+  // run by up to kBlockingThreads threads, started as needed.
+  void RunBlocking(std::function<void()> fn);
+  void BlockingLoop();
+  static constexpr int kBlockingThreads = 8;
+  std::mutex blocking_mu_;
+  std::condition_variable blocking_cv_;
+  std::deque<std::function<void()>> blocking_;
+  std::vector<std::thread> blocking_threads_;
+  int blocking_idle_ = 0;
+  bool blocking_stop_ = false;
 };
 
 }  // namespace saga::api

@@ -260,18 +260,23 @@ absl::StatusOr<storage::StateMachineRecord> Coordinator::CreateStateMachine(
 }
 
 absl::StatusOr<storage::StateMachineRecord> Coordinator::LatestRevision(const std::string& name) {
+  if (auto cached = CachedLatestRevision(name)) return *std::move(cached);
   const int64_t now = NowUs();
-  {
-    std::lock_guard<std::mutex> g(cache_mu_);
-    auto it = latest_.find(name);
-    if (it != latest_.end() && now - it->second.first < kLatestRevisionTtlUs) return it->second.second;
-  }
   auto rec = store_->GetStateMachine(name, 0);
   if (!rec.ok()) return rec.status();
   std::lock_guard<std::mutex> g(cache_mu_);
   if (latest_.size() > 10000) latest_.clear();
   latest_[name] = {now, *rec};
   return rec;
+}
+
+std::optional<storage::StateMachineRecord> Coordinator::CachedLatestRevision(
+    const std::string& name) {
+  const int64_t now = NowUs();
+  std::lock_guard<std::mutex> g(cache_mu_);
+  auto it = latest_.find(name);
+  if (it != latest_.end() && now - it->second.first < kLatestRevisionTtlUs) return it->second.second;
+  return std::nullopt;
 }
 
 void Coordinator::ForgetLatest(const std::string& name) {
@@ -693,11 +698,44 @@ absl::Status Coordinator::ApplyCommand(const std::string& execution_id, const Co
 // ---------------------------------------------------------------------------
 // Executions
 
-absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
-    const std::string& state_machine, const std::string& name_in, const std::string& input_in) {
-  const std::string sm = StripArn(state_machine);
+// A start decided and not yet written: StartExecution's state between its
+// decision and its write. Its destructor gives back what the start holds if
+// it never finishes (reserved hand-offs, the lease).
+struct Coordinator::PendingStart {
+  Coordinator* self = nullptr;
+  std::string sm, name, id;
+  json::Value input;
+  std::unique_ptr<engine::ExecutionState> st;
+  std::vector<HandOff> handoffs;
+  storage::Writes w;
+  ExecutionRecord row;
+  bool leased = false;
+  // Set by the group commit's thread (storage::Writes::after_commit).
+  bool finished_on_commit = false;
+  ~PendingStart() {
+    self->CancelHandOffs(handoffs);  // empty after delivery
+    if (leased) self->ReleaseLease(id);
+  }
+};
+
+namespace {
+// DecideStart's answer when it would have to read the database.
+absl::Status WouldBlock() { return absl::UnavailableError("saga: would block"); }
+bool IsWouldBlock(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable && s.message() == "saga: would block";
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Coordinator::PendingStart>> Coordinator::DecideStart(
+    const std::string& state_machine, const std::string& name_in, const std::string& input_in,
+    bool may_block) {
+  auto p = std::make_unique<PendingStart>();
+  p->self = this;
+  p->sm = StripArn(state_machine);
+  const std::string& sm = p->sm;
   if (sm.empty()) return absl::InvalidArgumentError("state_machine: must not be empty");
-  const std::string name = name_in.empty() ? NewUuid() : name_in;
+  p->name = name_in.empty() ? NewUuid() : name_in;
+  const std::string& name = p->name;
   if (absl::Status s = CheckNameField("name", name); !s.ok()) return s;
   const std::string input_text = input_in.empty() ? "{}" : input_in;
   if (input_text.size() > asl::kMaxPayloadBytes) {
@@ -708,7 +746,11 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
   if (!input.ok()) {
     return absl::InvalidArgumentError(saga::StrCat("input: ", saga::ToStd(input.status().message())));
   }
-  auto rec = LatestRevision(sm);
+  p->input = *std::move(input);
+  std::optional<storage::StateMachineRecord> cached = CachedLatestRevision(sm);
+  if (!cached && !may_block) return WouldBlock();
+  auto rec = cached ? absl::StatusOr<storage::StateMachineRecord>(*std::move(cached))
+                    : LatestRevision(sm);
   if (!rec.ok()) {
     if (rec.status().code() == absl::StatusCode::kNotFound) {
       return absl::NotFoundError(saga::StrCat("state_machine: state machine '", sm, "' does not exist"));
@@ -719,35 +761,32 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
                          [&]() -> absl::StatusOr<std::string> { return rec->definition; });
   if (!machine.ok()) return machine.status();
 
-  const std::string id = NewUuid();
-  // Held until the new state is cached (PutState below): the group commit
-  // pushes the first tasks before this thread runs again, and a result
+  p->id = NewUuid();
+  const std::string& id = p->id;
+  // Held until the new state is cached: the group commit pushes the first
+  // tasks before the start's caller hears of its commit, and a result
   // coming back meanwhile must wait for it, not miss the cache and replay
   // the history on the locked path. A new id: never waits.
-  LeaseGuard lease{this, id, AcquireLease(id, /*wait=*/false)};
+  p->leased = AcquireLease(id, /*wait=*/false);
   const int64_t now = NowUs();
-  auto st = std::make_unique<engine::ExecutionState>();
-  st->machine = *machine;
+  p->st = std::make_unique<engine::ExecutionState>();
+  p->st->machine = *machine;
   engine::StartCommand start;
-  start.input = *input;
+  start.input = p->input;
   start.info.execution_id = ExecutionArn(sm, name);
   start.info.name = name;
   start.info.state_machine_id = StateMachineArn(sm);
   start.info.state_machine_name = sm;
   start.info.role_arn = kRoleArn;
-  auto d = engine::Process(st.get(), start, now, NextSeed(), EngineOpts(id));
+  auto d = engine::Process(p->st.get(), start, now, NextSeed(), EngineOpts(id));
   if (!d.ok()) return d.status();
-  std::vector<HandOff> handoffs = ReserveHandOffs(id, st.get(), &*d, now);
-  struct CancelOnFailure {
-    Coordinator* self;
-    std::vector<HandOff>& h;
-    ~CancelOnFailure() { self->CancelHandOffs(h); }  // empty after delivery
-  } cancel_on_failure{this, handoffs};
-  storage::Writes w = ToWrites(id, {}, {}, *st, *d, now);
+  p->handoffs = ReserveHandOffs(id, p->st.get(), &*d, now);
+  storage::Writes& w = p->w;
+  w = ToWrites(id, {}, {}, *p->st, *d, now);
   LeanStarted(sm, name, &w.events);
-  ApplyHandOffs(handoffs, now, &w);
+  ApplyHandOffs(p->handoffs, now, &w);
   MarkTimerNotify(&w, now);
-  ExecutionRecord row;
+  ExecutionRecord& row = p->row;
   row.execution_id = id;
   row.state_machine = sm;
   row.name = name;
@@ -756,31 +795,89 @@ absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
   row.version = 1;
   row.start_us = now;
   row.input = input_text;
-  PushOnCommit(handoffs, *st, &w);
-  absl::Status s = store_->CreateExecution(row, w);
-  if (s.code() == absl::StatusCode::kAlreadyExists) {
-    auto existing = store_->FindExecution(sm, name);
+  // Once committed, the group commit's thread pushes the first tasks,
+  // caches the state and gives the lease back before it tells the caller:
+  // a result coming straight back finds the execution cached and free (a
+  // worker stream then applies it without waiting; see
+  // ApplyWorkerResultAsync), instead of waiting until the caller runs.
+  w.after_commit = [this, q = p.get()] {
+    DeliverHandOffs(q->handoffs, *q->st, q->w);
+    PutState(q->id, 1, std::move(q->st));
+    if (q->leased) ReleaseLease(q->id);
+    q->leased = false;
+    q->finished_on_commit = true;
+  };
+  return p;
+}
+
+absl::StatusOr<ExecutionRecord> Coordinator::FinishStart(PendingStart& p, const absl::Status& written) {
+  if (written.code() == absl::StatusCode::kAlreadyExists) {
+    auto existing = store_->FindExecution(p.sm, p.name);
     if (!existing.ok()) return existing.status();
     auto existing_input = json::Parse(existing->input);
-    if (existing->status == 1 && existing_input.ok() && *existing_input == *input) {
+    if (existing->status == 1 && existing_input.ok() && *existing_input == p.input) {
       return *existing;  // idempotent retry of the same start
     }
     return absl::AlreadyExistsError(saga::StrCat(
-        "name: execution '", name, "' of '", sm, "' already exists",
+        "name: execution '", p.name, "' of '", p.sm, "' already exists",
         existing->status == 1 ? " with a different input" : " and is closed"));
   }
-  if (!s.ok()) return s;
-  DeliverHandOffs(handoffs, *st, w);
+  if (!written.ok()) return written;
+  const storage::Writes& w = p.w;
+  if (!p.finished_on_commit) DeliverHandOffs(p.handoffs, *p.st, w);
   for (const auto& a : w.notify_activities) WakeActivity(a);
   if (storage::ArmsWakeup(w)) WakeTimers();
   NotifyOthers(w.notify_activities, false);
+  ExecutionRecord row = p.row;
   row.last_event_id = w.events.empty() ? 0 : w.events.back().id;
   row.stop_us = w.stop_us;
   row.output = w.output;
   row.error = w.error;
   row.cause = w.cause;
-  PutState(id, 1, std::move(st));
+  if (!p.finished_on_commit) PutState(p.id, 1, std::move(p.st));
   return row;
+}
+
+absl::StatusOr<storage::ExecutionRecord> Coordinator::StartExecution(
+    const std::string& state_machine, const std::string& name, const std::string& input) {
+  auto p = DecideStart(state_machine, name, input, /*may_block=*/true);
+  if (!p.ok()) return p.status();
+  return FinishStart(**p, store_->CreateExecution((*p)->row, (*p)->w));
+}
+
+bool Coordinator::StartExecutionAsync(
+    const std::string& state_machine, const std::string& name, const std::string& input,
+    std::function<void(absl::StatusOr<storage::ExecutionRecord>)> done,
+    const std::function<void(std::function<void()>)>& run_blocking) {
+  auto decided = DecideStart(state_machine, name, input, /*may_block=*/false);
+  if (!decided.ok()) {
+    if (IsWouldBlock(decided.status())) return false;
+    done(decided.status());
+    return true;
+  }
+  PendingStart* p = decided->get();
+  const bool queued = store_->CreateExecutionAsync(
+      &p->row, &p->w, [this, p, done, run_blocking](absl::Status written) {
+        if (written.code() == absl::StatusCode::kAlreadyExists) {  // reads the row
+          run_blocking([this, p, done, written] {
+            std::unique_ptr<PendingStart> owned(p);
+            done(FinishStart(*owned, written));
+          });
+          return;
+        }
+        std::unique_ptr<PendingStart> owned(p);
+        done(FinishStart(*owned, written));
+      });
+  if (queued) {
+    (void)decided->release();  // the continuation owns it
+    return true;
+  }
+  // Timers, say: a transaction of its own, on a thread that may wait.
+  run_blocking([this, p = decided->release(), done = std::move(done)] {
+    std::unique_ptr<PendingStart> owned(p);
+    done(FinishStart(*owned, store_->CreateExecution(owned->row, owned->w)));
+  });
+  return true;
 }
 
 absl::StatusOr<ExecutionRecord> Coordinator::ResolveExecution(const std::string& arn) {

@@ -136,6 +136,19 @@ class Coordinator {
   absl::StatusOr<storage::ExecutionRecord> StartExecution(const std::string& state_machine,
                                                           const std::string& name,
                                                           const std::string& input);
+  // StartExecution for a caller that must not block (a callback API
+  // handler): when the state machine's latest revision is cached here,
+  // decides at once and leaves the write to the group commit, whose thread
+  // then runs `done` with StartExecution's answer. What may block (a write
+  // that needs a transaction of its own, reading the row a start of the same
+  // name left) goes to `run_blocking`, which must run it on a thread that may
+  // block; `done` then runs there. A refusal found before any of that
+  // (a bad name, say) runs `done` at once, on this thread. False: nothing was
+  // done and neither is called (call StartExecution on a thread that may).
+  bool StartExecutionAsync(const std::string& state_machine, const std::string& name,
+                           const std::string& input,
+                           std::function<void(absl::StatusOr<storage::ExecutionRecord>)> done,
+                           const std::function<void(std::function<void()>)>& run_blocking);
   absl::StatusOr<storage::ExecutionRecord> DescribeExecution(const std::string& arn);
   absl::StatusOr<std::vector<storage::ExecutionRecord>> ListExecutions(
       const std::string& state_machine, int status, const std::string& page_token, int limit,
@@ -332,6 +345,16 @@ class Coordinator {
   // through another coordinator may still use the previous revision (this
   // coordinator's own updates and deletes take effect at once).
   absl::StatusOr<storage::StateMachineRecord> LatestRevision(const std::string& name);
+  std::optional<storage::StateMachineRecord> CachedLatestRevision(const std::string& name);
+  // StartExecution in parts: the decision (without reading the database
+  // unless `may_block`: then UNAVAILABLE "saga: would block" when it would
+  // have to), and what follows the write.
+  struct PendingStart;
+  absl::StatusOr<std::unique_ptr<PendingStart>> DecideStart(const std::string& state_machine,
+                                                            const std::string& name,
+                                                            const std::string& input,
+                                                            bool may_block);
+  absl::StatusOr<storage::ExecutionRecord> FinishStart(PendingStart& p, const absl::Status& written);
   void ForgetLatest(const std::string& name);
   // The compiled revision, cached; `definition` gives its text on a miss.
   absl::StatusOr<std::shared_ptr<const asl::StateMachine>> Machine(

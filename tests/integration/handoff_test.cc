@@ -327,5 +327,116 @@ TEST_F(HandOff, AnAsynchronousResultOnAStaleCacheGoesToTheLockedPathAndIsRefused
   EXPECT_TRUE(c_->Unsubscribe(w.get()).empty());
 }
 
+// StartExecution from a callback handler: decided on the calling thread,
+// answered by the group commit's thread once written; a start that would
+// have to read the database first is not taken (the caller runs
+// StartExecution where it may block), and the same name again goes to the
+// blocking runner, which reads the row it left.
+TEST_F(HandOff, AStartDecidedAsynchronouslyIsAnsweredByTheGroupCommit) {
+  struct Started {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::StatusOr<storage::ExecutionRecord>> result;
+    std::string thread;
+    std::vector<std::function<void()>> blocking;
+  };
+  auto start = [&](const std::string& name, const std::string& input, Started* out) {
+    return c_->StartExecutionAsync(
+        "handoff", name, input,
+        [out](absl::StatusOr<storage::ExecutionRecord> r) {
+          char thread[32] = {0};
+          pthread_getname_np(pthread_self(), thread, sizeof thread);
+          std::lock_guard<std::mutex> g(out->mu);
+          out->result = std::move(r);
+          out->thread = thread;
+          out->cv.notify_all();
+        },
+        [out](std::function<void()> fn) {
+          std::lock_guard<std::mutex> g(out->mu);
+          out->blocking.push_back(std::move(fn));
+          out->cv.notify_all();
+        });
+  };
+  auto wait = [](Started* s) {
+    std::unique_lock<std::mutex> lock(s->mu);
+    return s->cv.wait_for(lock, std::chrono::seconds(10),
+                          [&] { return s->result.has_value() || !s->blocking.empty(); });
+  };
+  // The state machine's latest revision is not cached yet: not taken.
+  Started cold;
+  EXPECT_FALSE(start("cold", "{}", &cold));
+  EXPECT_FALSE(cold.result.has_value());
+  // A start through StartExecution caches it (for a second: retried in case
+  // a slow machine let it lapse).
+  Seen seen;
+  auto w = c_->Subscribe({"handoff-hold"}, "stream-start", 100, Recorder(&seen, true));
+  Started a;
+  bool taken = false;
+  for (int i = 0; i < 5 && !taken; ++i) {
+    Start("warm-" + std::to_string(i));
+    taken = start("async-start", R"({"n":2})", &a);
+  }
+  ASSERT_TRUE(taken);
+  ASSERT_TRUE(wait(&a));
+  {
+    std::lock_guard<std::mutex> g(a.mu);
+    ASSERT_TRUE(a.result.has_value());
+    ASSERT_TRUE(a.result->ok()) << a.result->status();
+    EXPECT_EQ(a.thread, "saga-commit");
+    EXPECT_TRUE(a.blocking.empty());
+    EXPECT_EQ((*a.result)->name, "async-start");
+    EXPECT_EQ((*a.result)->status, 1);
+  }
+  auto row = c_->DescribeExecution(Coordinator::ExecutionArn("handoff", "async-start"));
+  ASSERT_TRUE(row.ok()) << row.status();
+  EXPECT_EQ(row->input, R"({"n":2})");
+  // Its task was pushed to the stream by the group commit, before the answer.
+  {
+    std::lock_guard<std::mutex> g(seen.mu);
+    int pushed = 0;
+    for (size_t i = 0; i < seen.tasks.size(); ++i) {
+      if (seen.tasks[i].idempotency_key != row->execution_id + "/1") continue;
+      ++pushed;
+      EXPECT_EQ(seen.threads[i], "saga-commit");
+    }
+    EXPECT_EQ(pushed, 1);
+  }
+
+  // The same name and input again: the blocking runner reads the row and
+  // answers with it (an idempotent start); another input is refused.
+  for (const auto& [input, code] : {std::pair<std::string, absl::StatusCode>{R"({"n":2})", absl::StatusCode::kOk},
+                                    {R"({"n":3})", absl::StatusCode::kAlreadyExists}}) {
+    Started again;
+    Start("warm-again");
+    if (!start("async-start", input, &again)) continue;  // the revision lapsed: nothing to check
+    ASSERT_TRUE(wait(&again));
+    std::function<void()> fn;
+    {
+      std::lock_guard<std::mutex> g(again.mu);
+      EXPECT_FALSE(again.result.has_value());
+      ASSERT_EQ(again.blocking.size(), 1u);
+      fn = again.blocking[0];
+    }
+    fn();
+    std::lock_guard<std::mutex> g(again.mu);
+    ASSERT_TRUE(again.result.has_value());
+    EXPECT_EQ(again.result->status().code(), code) << again.result->status();
+    if (code == absl::StatusCode::kOk) {
+      EXPECT_EQ((*again.result)->execution_id, row->execution_id);
+    }
+  }
+
+  // A bad name is refused at once, on the calling thread.
+  Started bad;
+  EXPECT_TRUE(start("bad name", "{}", &bad));
+  {
+    std::lock_guard<std::mutex> g(bad.mu);
+    ASSERT_TRUE(bad.result.has_value());
+    EXPECT_EQ(bad.result->status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.thread, "saga-commit");
+  }
+  c_->Unsubscribe(w.get());
+}
+
 }  // namespace
 }  // namespace saga::itest

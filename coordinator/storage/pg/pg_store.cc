@@ -1271,21 +1271,46 @@ PgStore::BatchStats PgStore::batch_stats() const {
   return {impl_->n_batches.load(), impl_->n_batch_items.load(), impl_->n_conflict_batches.load()};
 }
 
+namespace {
+// Whether a new execution's first writes go to the group commit.
+bool BatchableStart(const Writes& first) {
+  return Batchable(first) && !first.started && first.deleted_tasks.empty();
+}
+absl::Status StartWritten(const absl::StatusOr<bool>& inserted, const ExecutionRecord& row) {
+  if (!inserted.ok()) return inserted.status();
+  if (!*inserted) {
+    return absl::AlreadyExistsError(saga::StrCat("execution '", row.name, "' of '",
+                                                 row.state_machine, "' already exists"));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+bool PgStore::CreateExecutionAsync(const ExecutionRecord* row, const Writes* first,
+                                   std::function<void(absl::Status)> done) {
+  if (!BatchableStart(*first)) return false;
+  auto item = std::make_unique<Impl::BatchItem>();
+  item->create = row;
+  item->id = &row->execution_id;
+  item->writes = first;
+  item->events_json =
+      EventsJson(row->execution_id, first->events, impl_->options.compress_history_from);
+  item->on_done = [row, done = std::move(done)](absl::StatusOr<bool> inserted) {
+    done(StartWritten(inserted, *row));
+  };
+  impl_->SubmitAsync(std::move(item));
+  return true;
+}
+
 absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& first) {
-  if (Batchable(first) && !first.started && first.deleted_tasks.empty()) {
+  if (BatchableStart(first)) {
     Impl::BatchItem item;
     item.create = &row;
     item.id = &row.execution_id;
     item.writes = &first;
     item.events_json =
         EventsJson(row.execution_id, first.events, impl_->options.compress_history_from);
-    auto inserted = impl_->Submit(&item);
-    if (!inserted.ok()) return inserted.status();
-    if (!*inserted) {
-      return absl::AlreadyExistsError(saga::StrCat("execution '", row.name, "' of '",
-                                                   row.state_machine, "' already exists"));
-    }
-    return absl::OkStatus();
+    return StartWritten(impl_->Submit(&item), row);
   }
   return impl_->With("StartExecution", [&](pqxx::connection& c) -> absl::Status {
     pqxx::work w(c);
