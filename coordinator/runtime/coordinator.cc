@@ -1568,12 +1568,29 @@ bool Coordinator::ApplyWorkerResultAsync(
     return false;
   }
   op->done = std::move(done);
-  // The locked path, after the row moved on (or the write failed and may
-  // be retried): the decided state is discarded; it replays. The lease is
-  // given back before (ApplyCommand takes it again).
-  auto locked = [this](Op* o) {
+  // After the write: finished, or refused for good (true); false: the row
+  // moved on (or the write may be retried), for the locked path. The
+  // lease, if held, goes back either way.
+  auto settle = [this](Op* o, const absl::StatusOr<bool>& applied, bool leased) {
+    const std::string& eid = o->spec.execution_id;
+    if (applied.ok() && *applied) {
+      ++n_unlocked_;
+      FinishDecided(eid, o->d);
+      if (leased) ReleaseLease(eid);
+      o->done(absl::OkStatus());
+      return true;
+    }
     ++n_conflicts_;
     CancelHandOffs(o->d.handoffs);
+    if (leased) ReleaseLease(eid);
+    if (!applied.ok() && !Retryable(applied.status())) {
+      o->done(applied.status());
+      return true;
+    }
+    return false;
+  };
+  // The locked path: the decided state is discarded; it replays.
+  auto locked = [this](Op* o) {
     absl::Status s = ApplyCommand(o->spec.execution_id, o->spec.make, nullptr, false);
     o->done(IsNoWrite(s) ? absl::OkStatus() : s);
   };
@@ -1581,24 +1598,10 @@ bool Coordinator::ApplyWorkerResultAsync(
   Op* o = op.get();
   const bool queued = store_->WriteIfVersionAsync(
       &o->spec.execution_id, o->version, &o->d.writes,
-      [this, o, locked, run_blocking](absl::StatusOr<bool> applied) {
+      [this, o, settle, locked, run_blocking](absl::StatusOr<bool> applied) {
         std::unique_ptr<Op> owned(o);
-        if (applied.ok() && *applied) {
-          ++n_unlocked_;
-          ++n_async_;
-          FinishDecided(owned->spec.execution_id, owned->d);
-          ReleaseLease(owned->spec.execution_id);
-          owned->done(absl::OkStatus());
-          return;
-        }
-        if (!applied.ok() && !Retryable(applied.status())) {
-          ++n_conflicts_;
-          CancelHandOffs(owned->d.handoffs);
-          ReleaseLease(owned->spec.execution_id);
-          owned->done(applied.status());
-          return;
-        }
-        ReleaseLease(owned->spec.execution_id);
+        if (applied.ok() && *applied) ++n_async_;
+        if (settle(owned.get(), applied, /*leased=*/true)) return;
         run_blocking([locked, p = owned.release()] {
           std::unique_ptr<Op> again(p);
           locked(again.get());
@@ -1614,23 +1617,11 @@ bool Coordinator::ApplyWorkerResultAsync(
   // version-checked without it.
   o->d.writes.after_commit = nullptr;
   ReleaseLease(id);
-  run_blocking([this, locked, p = op.release()] {
+  run_blocking([this, settle, locked, p = op.release()] {
     std::unique_ptr<Op> owned(p);
     auto applied = store_->WriteIfVersion(owned->spec.execution_id, owned->version,
                                           owned->d.writes);
-    if (applied.ok() && *applied) {
-      ++n_unlocked_;
-      FinishDecided(owned->spec.execution_id, owned->d);
-      owned->done(absl::OkStatus());
-      return;
-    }
-    if (!applied.ok() && !Retryable(applied.status())) {
-      ++n_conflicts_;
-      CancelHandOffs(owned->d.handoffs);
-      owned->done(applied.status());
-      return;
-    }
-    locked(owned.get());
+    if (!settle(owned.get(), applied, /*leased=*/false)) locked(owned.get());
   });
   return true;
 }
