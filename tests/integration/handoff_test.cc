@@ -78,46 +78,53 @@ class HandOff : public PgTest {
     return e.ok() ? e->execution_id : "";
   }
 
-  // What ApplyWorkerResultAsync reported: its status and the thread `done`
-  // ran on, and the work it gave to `run_blocking` (run by the test).
-  struct Async {
+  // What an asynchronous call (ApplyWorkerResultAsync, StartExecutionAsync)
+  // reported: the result `done` got and the thread it ran on, and the work
+  // it gave to `run_blocking` (run by the test).
+  template <typename T>
+  struct Reported {
     std::mutex mu;
     std::condition_variable cv;
-    std::optional<absl::Status> status;
+    std::optional<T> result;
     std::string thread;
     std::vector<std::function<void()>> blocking;
+    std::function<void(T)> Done() {
+      return [this](T r) {
+        char name[32] = {0};
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        std::lock_guard<std::mutex> g(mu);
+        result = std::move(r);
+        thread = name;
+        cv.notify_all();
+      };
+    }
+    std::function<void(std::function<void()>)> RunBlocking() {
+      return [this](std::function<void()> fn) {
+        std::lock_guard<std::mutex> g(mu);
+        blocking.push_back(std::move(fn));
+        cv.notify_all();
+      };
+    }
+    // Waits (10 s at most) until `done` ran or work went to `run_blocking`.
+    bool Wait() {
+      std::unique_lock<std::mutex> lock(mu);
+      return cv.wait_for(lock, std::chrono::seconds(10),
+                         [&] { return result.has_value() || !blocking.empty(); });
+    }
+    // The one piece of work given to `run_blocking`, with `done` not run
+    // yet (an empty function, and a test failure, otherwise).
+    std::function<void()> OnlyBlockingWork() {
+      EXPECT_TRUE(Wait());
+      std::lock_guard<std::mutex> g(mu);
+      EXPECT_FALSE(result.has_value());
+      EXPECT_EQ(blocking.size(), 1u);
+      return blocking.size() == 1 ? blocking[0] : nullptr;
+    }
   };
+  using Async = Reported<absl::Status>;
+  using Started = Reported<absl::StatusOr<storage::ExecutionRecord>>;
   bool ApplyAsync(const Coordinator::WorkerResult& r, Async* out) {
-    return c_->ApplyWorkerResultAsync(
-        r,
-        [out](absl::Status s) {
-          char name[32] = {0};
-          pthread_getname_np(pthread_self(), name, sizeof name);
-          std::lock_guard<std::mutex> g(out->mu);
-          out->status = std::move(s);
-          out->thread = name;
-          out->cv.notify_all();
-        },
-        [out](std::function<void()> fn) {
-          std::lock_guard<std::mutex> g(out->mu);
-          out->blocking.push_back(std::move(fn));
-          out->cv.notify_all();
-        });
-  }
-  // Waits (10 s at most) until `done` ran or work went to `run_blocking`.
-  static bool WaitAsync(Async* a) {
-    std::unique_lock<std::mutex> lock(a->mu);
-    return a->cv.wait_for(lock, std::chrono::seconds(10),
-                          [&] { return a->status.has_value() || !a->blocking.empty(); });
-  }
-  // The one piece of work `a` gave to `run_blocking`, with `done` not run
-  // yet (an empty function, and a test failure, otherwise).
-  static std::function<void()> OnlyBlockingWork(Async* a) {
-    EXPECT_TRUE(WaitAsync(a));
-    std::lock_guard<std::mutex> g(a->mu);
-    EXPECT_FALSE(a->status.has_value());
-    EXPECT_EQ(a->blocking.size(), 1u);
-    return a->blocking.size() == 1 ? a->blocking[0] : nullptr;
+    return c_->ApplyWorkerResultAsync(r, out->Done(), out->RunBlocking());
   }
   std::string TokenOf(Seen* seen, size_t i) {
     std::lock_guard<std::mutex> g(seen->mu);
@@ -219,11 +226,11 @@ TEST_F(HandOff, AResultAppliedAsynchronouslyIsFinishedByTheGroupCommit) {
   const uint64_t before = c_->stats().results_async;
   Async a;
   ASSERT_TRUE(ApplyAsync({token, false, R"({"done":true})", {}, {}}, &a));
-  ASSERT_TRUE(WaitAsync(&a));
+  ASSERT_TRUE(a.Wait());
   {
     std::lock_guard<std::mutex> g(a.mu);
-    ASSERT_TRUE(a.status.has_value());
-    EXPECT_TRUE(a.status->ok()) << *a.status;
+    ASSERT_TRUE(a.result.has_value());
+    EXPECT_TRUE(a.result->ok()) << *a.result;
     EXPECT_EQ(a.thread, "saga-commit");
     EXPECT_TRUE(a.blocking.empty());
   }
@@ -262,7 +269,7 @@ TEST_F(HandOff, AnAsynchronousResultThatArmsATimerIsWrittenByTheBlockingRunner) 
   ASSERT_FALSE(token.empty());
   Async a;
   ASSERT_TRUE(ApplyAsync({token, true, "", std::string("Busy"), std::string("try later")}, &a));
-  std::function<void()> fn = OnlyBlockingWork(&a);
+  std::function<void()> fn = a.OnlyBlockingWork();
   ASSERT_TRUE(fn);
   std::thread runner([&] {
     pthread_setname_np(pthread_self(), "test-blocking");
@@ -271,8 +278,8 @@ TEST_F(HandOff, AnAsynchronousResultThatArmsATimerIsWrittenByTheBlockingRunner) 
   runner.join();
   {
     std::lock_guard<std::mutex> g(a.mu);
-    ASSERT_TRUE(a.status.has_value());
-    EXPECT_TRUE(a.status->ok()) << *a.status;
+    ASSERT_TRUE(a.result.has_value());
+    EXPECT_TRUE(a.result->ok()) << *a.result;
     EXPECT_EQ(a.thread, "test-blocking");
   }
   // Failed once and waiting for its retry: still running, the failure in
@@ -312,13 +319,13 @@ TEST_F(HandOff, AnAsynchronousResultOnAStaleCacheGoesToTheLockedPathAndIsRefused
   ASSERT_TRUE(first[0].ok()) << first[0];
   Async a;
   ASSERT_TRUE(ApplyAsync({token, false, R"({"by":"this"})", {}, {}}, &a));
-  std::function<void()> fn = OnlyBlockingWork(&a);
+  std::function<void()> fn = a.OnlyBlockingWork();
   ASSERT_TRUE(fn);
   fn();
   {
     std::lock_guard<std::mutex> g(a.mu);
-    ASSERT_TRUE(a.status.has_value());
-    EXPECT_EQ(a.status->code(), absl::StatusCode::kFailedPrecondition) << *a.status;
+    ASSERT_TRUE(a.result.has_value());
+    EXPECT_EQ(a.result->code(), absl::StatusCode::kFailedPrecondition) << *a.result;
   }
   auto row = c_->DescribeExecution(Coordinator::ExecutionArn("handoff", "stale"));
   ASSERT_TRUE(row.ok());
@@ -333,34 +340,8 @@ TEST_F(HandOff, AnAsynchronousResultOnAStaleCacheGoesToTheLockedPathAndIsRefused
 // StartExecution where it may block), and the same name again goes to the
 // blocking runner, which reads the row it left.
 TEST_F(HandOff, AStartDecidedAsynchronouslyIsAnsweredByTheGroupCommit) {
-  struct Started {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<absl::StatusOr<storage::ExecutionRecord>> result;
-    std::string thread;
-    std::vector<std::function<void()>> blocking;
-  };
   auto start = [&](const std::string& name, const std::string& input, Started* out) {
-    return c_->StartExecutionAsync(
-        "handoff", name, input,
-        [out](absl::StatusOr<storage::ExecutionRecord> r) {
-          char thread[32] = {0};
-          pthread_getname_np(pthread_self(), thread, sizeof thread);
-          std::lock_guard<std::mutex> g(out->mu);
-          out->result = std::move(r);
-          out->thread = thread;
-          out->cv.notify_all();
-        },
-        [out](std::function<void()> fn) {
-          std::lock_guard<std::mutex> g(out->mu);
-          out->blocking.push_back(std::move(fn));
-          out->cv.notify_all();
-        });
-  };
-  auto wait = [](Started* s) {
-    std::unique_lock<std::mutex> lock(s->mu);
-    return s->cv.wait_for(lock, std::chrono::seconds(10),
-                          [&] { return s->result.has_value() || !s->blocking.empty(); });
+    return c_->StartExecutionAsync("handoff", name, input, out->Done(), out->RunBlocking());
   };
   // The state machine's latest revision is not cached yet: not taken.
   Started cold;
@@ -377,7 +358,7 @@ TEST_F(HandOff, AStartDecidedAsynchronouslyIsAnsweredByTheGroupCommit) {
     taken = start("async-start", R"({"n":2})", &a);
   }
   ASSERT_TRUE(taken);
-  ASSERT_TRUE(wait(&a));
+  ASSERT_TRUE(a.Wait());
   {
     std::lock_guard<std::mutex> g(a.mu);
     ASSERT_TRUE(a.result.has_value());
@@ -409,14 +390,8 @@ TEST_F(HandOff, AStartDecidedAsynchronouslyIsAnsweredByTheGroupCommit) {
     Started again;
     Start("warm-again");
     if (!start("async-start", input, &again)) continue;  // the revision lapsed: nothing to check
-    ASSERT_TRUE(wait(&again));
-    std::function<void()> fn;
-    {
-      std::lock_guard<std::mutex> g(again.mu);
-      EXPECT_FALSE(again.result.has_value());
-      ASSERT_EQ(again.blocking.size(), 1u);
-      fn = again.blocking[0];
-    }
+    std::function<void()> fn = again.OnlyBlockingWork();
+    ASSERT_TRUE(fn);
     fn();
     std::lock_guard<std::mutex> g(again.mu);
     ASSERT_TRUE(again.result.has_value());
