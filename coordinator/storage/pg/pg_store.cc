@@ -770,6 +770,16 @@ struct PgStore::Impl {
   void Submit(std::span<BatchItem* const> items);
   // Queues a heap-allocated item with on_done set; the committer owns it.
   void SubmitAsync(std::unique_ptr<BatchItem> item);
+  // Sets an item's writes (a new execution's if `create`) and makes its
+  // history row.
+  void Fill(BatchItem* item, const ExecutionRecord* create, const std::string* id,
+            int64_t version, const Writes* writes) const {
+    item->create = create;
+    item->id = id;
+    item->version = version;
+    item->writes = writes;
+    item->events_json = EventsJson(*id, writes->events, options.compress_history_from);
+  }
   absl::StatusOr<bool> Submit(BatchItem* item) {
     Submit(std::span<BatchItem* const>(&item, 1));
     return item->result;
@@ -1290,11 +1300,7 @@ bool PgStore::CreateExecutionAsync(const ExecutionRecord* row, const Writes* fir
                                    std::function<void(absl::Status)> done) {
   if (!BatchableStart(*first)) return false;
   auto item = std::make_unique<Impl::BatchItem>();
-  item->create = row;
-  item->id = &row->execution_id;
-  item->writes = first;
-  item->events_json =
-      EventsJson(row->execution_id, first->events, impl_->options.compress_history_from);
+  impl_->Fill(item.get(), row, &row->execution_id, 0, first);
   item->on_done = [row, done = std::move(done)](absl::StatusOr<bool> inserted) {
     done(StartWritten(inserted, *row));
   };
@@ -1305,11 +1311,7 @@ bool PgStore::CreateExecutionAsync(const ExecutionRecord* row, const Writes* fir
 absl::Status PgStore::CreateExecution(const ExecutionRecord& row, const Writes& first) {
   if (BatchableStart(first)) {
     Impl::BatchItem item;
-    item.create = &row;
-    item.id = &row.execution_id;
-    item.writes = &first;
-    item.events_json =
-        EventsJson(row.execution_id, first.events, impl_->options.compress_history_from);
+    impl_->Fill(&item, &row, &row.execution_id, 0, &first);
     return StartWritten(impl_->Submit(&item), row);
   }
   return impl_->With("StartExecution", [&](pqxx::connection& c) -> absl::Status {
@@ -1542,13 +1544,8 @@ std::vector<absl::StatusOr<bool>> PgStore::WriteIfVersionMany(
   for (size_t i = 0; i < writes.size(); ++i) {
     const VersionedWrites& v = writes[i];
     if (!Batchable(*v.writes)) continue;
-    Impl::BatchItem& item = items[i];
-    item.id = v.execution_id;
-    item.version = v.version;
-    item.writes = v.writes;
-    item.events_json =
-        EventsJson(*v.execution_id, v.writes->events, impl_->options.compress_history_from);
-    batched.push_back(&item);
+    impl_->Fill(&items[i], nullptr, v.execution_id, v.version, v.writes);
+    batched.push_back(&items[i]);
   }
   if (!batched.empty()) impl_->Submit(batched);
   for (size_t i = 0; i < writes.size(); ++i) {
@@ -1564,11 +1561,7 @@ bool PgStore::WriteIfVersionAsync(const std::string* execution_id, int64_t versi
                                   std::function<void(absl::StatusOr<bool>)> done) {
   if (!Batchable(*writes)) return false;
   auto item = std::make_unique<Impl::BatchItem>();
-  item->id = execution_id;
-  item->version = version;
-  item->writes = writes;
-  item->events_json =
-      EventsJson(*execution_id, writes->events, impl_->options.compress_history_from);
+  impl_->Fill(item.get(), nullptr, execution_id, version, writes);
   item->on_done = std::move(done);
   impl_->SubmitAsync(std::move(item));
   return true;
@@ -1579,10 +1572,7 @@ absl::StatusOr<bool> PgStore::WriteIfVersion(const std::string& execution_id, in
   if (!Combinable(wr)) return false;
   if (Batchable(wr)) {
     Impl::BatchItem item;
-    item.id = &execution_id;
-    item.version = version;
-    item.writes = &wr;
-    item.events_json = EventsJson(execution_id, wr.events, impl_->options.compress_history_from);
+    impl_->Fill(&item, nullptr, &execution_id, version, &wr);
     return impl_->Submit(&item);
   }
   // Anything beyond the combined statement needs a transaction around both.

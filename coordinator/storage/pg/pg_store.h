@@ -236,14 +236,14 @@ class PgStore {
   // `done` must be quick and must not block or write; `*execution_id` and
   // `writes` must live until it runs. False, and `done` is never run, when
   // the writes need more than the combined statement (use WriteIfVersion).
+  bool WriteIfVersionAsync(const std::string* execution_id, int64_t version, const Writes* writes,
+                           std::function<void(absl::StatusOr<bool>)> done);
   // CreateExecution without waiting, as WriteIfVersionAsync: `done` gets
   // CreateExecution's status on the group commit's thread; `*row` and
   // `*first` must live until then. False (and `done` never run) when the
   // writes need a transaction of their own (use CreateExecution).
   bool CreateExecutionAsync(const ExecutionRecord* row, const Writes* first,
                             std::function<void(absl::Status)> done);
-  bool WriteIfVersionAsync(const std::string* execution_id, int64_t version, const Writes* writes,
-                           std::function<void(absl::StatusOr<bool>)> done);
 
   // CreateExecution and WriteIfVersion calls whose writes need nothing but
   // the combined statement are group-committed: concurrent calls for
