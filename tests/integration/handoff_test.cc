@@ -149,7 +149,7 @@ TEST_F(HandOff, TheGroupCommitPushesTheTaskOnceCommittedAndItUsesTheStreamsCredi
     // (not by this one after it was woken).
     std::lock_guard<std::mutex> g(seen.mu);
     ASSERT_EQ(seen.tasks.size(), 1u);
-    EXPECT_EQ(seen.threads[0], "saga-commit");
+    EXPECT_EQ(seen.threads[0], "saga-committed");
     EXPECT_EQ(seen.tasks[0].activity, "handoff-hold");
     EXPECT_EQ(seen.tasks[0].input, R"({"n":1})");
     EXPECT_EQ(seen.tasks[0].idempotency_key, id + "/1");
@@ -231,7 +231,7 @@ TEST_F(HandOff, AResultAppliedAsynchronouslyIsFinishedByTheGroupCommit) {
     std::lock_guard<std::mutex> g(a.mu);
     ASSERT_TRUE(a.result.has_value());
     EXPECT_TRUE(a.result->ok()) << *a.result;
-    EXPECT_EQ(a.thread, "saga-commit");
+    EXPECT_EQ(a.thread, "saga-committed");
     EXPECT_TRUE(a.blocking.empty());
   }
   EXPECT_EQ(c_->stats().results_async, before + 1);
@@ -363,7 +363,7 @@ TEST_F(HandOff, AStartDecidedAsynchronouslyIsAnsweredByTheGroupCommit) {
     std::lock_guard<std::mutex> g(a.mu);
     ASSERT_TRUE(a.result.has_value());
     ASSERT_TRUE(a.result->ok()) << a.result->status();
-    EXPECT_EQ(a.thread, "saga-commit");
+    EXPECT_EQ(a.thread, "saga-committed");
     EXPECT_TRUE(a.blocking.empty());
     EXPECT_EQ((*a.result)->name, "async-start");
     EXPECT_EQ((*a.result)->status, 1);
@@ -378,7 +378,7 @@ TEST_F(HandOff, AStartDecidedAsynchronouslyIsAnsweredByTheGroupCommit) {
     for (size_t i = 0; i < seen.tasks.size(); ++i) {
       if (seen.tasks[i].idempotency_key != row->execution_id + "/1") continue;
       ++pushed;
-      EXPECT_EQ(seen.threads[i], "saga-commit");
+      EXPECT_EQ(seen.threads[i], "saga-committed");
     }
     EXPECT_EQ(pushed, 1);
   }
@@ -408,7 +408,7 @@ TEST_F(HandOff, AStartDecidedAsynchronouslyIsAnsweredByTheGroupCommit) {
     std::lock_guard<std::mutex> g(bad.mu);
     ASSERT_TRUE(bad.result.has_value());
     EXPECT_EQ(bad.result->status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(bad.thread, "saga-commit");
+    EXPECT_NE(bad.thread, "saga-committed");
   }
   c_->Unsubscribe(w.get());
 }

@@ -720,15 +720,15 @@ struct PgStore::Impl {
   // Group commit of batchable writes (Batchable): each caller queues its
   // item and waits for its result; one committer thread takes everything
   // queued (one item per execution) and writes it in one statement
-  // (BatchStatementSql), then wakes the items' callers and goes straight on
-  // with what queued meanwhile. A lone item is written at once, so nothing
+  // (BatchStatementSql), hands the written batch to the finisher thread and
+  // goes straight on with what queued meanwhile. A lone item is written at once, so nothing
   // waits for a batch to fill. (Before, a caller led each batch and the
   // next leader was a queued caller woken at the batch's end: at 1,000
   // starts/s that hand-over left PostgreSQL idle for a wake-up between
   // batches, and a batch took 2.1 ms from its statement's start to its
   // commit against 1.4 ms now.)
   // Each caller sleeps on its own condition variable, woken by the
-  // committer after it unlocks (so that the caller does not wake into a
+  // finisher after it unlocks (so that the caller does not wake into a
   // held mutex) while the caller may already have returned: shared.
   struct Waiter {
     std::condition_variable cv;
@@ -744,7 +744,7 @@ struct PgStore::Impl {
     absl::StatusOr<bool> result = false;  // applied (inserted / still at version)
     bool done = false;
     std::shared_ptr<Waiter> waiter;  // set by Submit
-    // Set by SubmitAsync instead of a waiter: run by the committer, which
+    // Set by SubmitAsync instead of a waiter: run by the finisher, which
     // then deletes the item.
     std::function<void(absl::StatusOr<bool>)> on_done;
   };
@@ -785,6 +785,22 @@ struct PgStore::Impl {
     return item->result;
   }
   void CommitLoop();
+  // The finisher: runs a written batch's after_commit hooks, wakes its
+  // waiting callers and runs its asynchronous items' continuations (push the
+  // tasks, answer the starts, ack the results), batch by batch in the order
+  // they were written, while the committer writes the next batch. (When the
+  // committer did this itself, its 0.35 ms per batch at 1,800 executions/s
+  // came on top of the ~1 ms statement every queued item waits for: the
+  // coordinator's part of the dispatch latency's p50 fell from 1.02-1.90 to
+  // 0.76-1.27 ms, for 0.04-0.06 ms more of PostgreSQL's CPU per execution
+  // from the smaller batches, alternating runs, README.)
+  void FinishLoop();
+  std::mutex finish_mu;
+  std::deque<std::vector<BatchItem*>> finish_queue;
+  std::condition_variable finisher_cv;
+  bool finisher_idle = false;
+  bool finisher_stop = false;
+  std::thread finisher;
   ~Impl() {
     {
       std::lock_guard<std::mutex> g(batch_mu);
@@ -792,6 +808,7 @@ struct PgStore::Impl {
     }
     committer_cv.notify_one();
     if (committer.joinable()) committer.join();
+    if (finisher.joinable()) finisher.join();
   }
   // `on_conflict`: with ON CONFLICT DO NOTHING (after the plain statement
   // met a concurrent start of the same name).
@@ -830,6 +847,7 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& connin
   Impl* i = impl.get();
   try {
     impl->committer = std::thread([i] { i->CommitLoop(); });
+    impl->finisher = std::thread([i] { i->FinishLoop(); });
   } catch (const std::system_error& e) {
     return absl::ResourceExhaustedError(saga::StrCat("starting the group commit's thread: ", e.what()));
   }
@@ -1114,11 +1132,10 @@ void PgStore::Impl::SubmitAsync(std::unique_ptr<BatchItem> item) {
 
 void PgStore::Impl::CommitLoop() {
   pthread_setname_np(pthread_self(), "saga-commit");
-  std::vector<std::shared_ptr<Waiter>> wake;
   std::unique_lock<std::mutex> lock(batch_mu);
   while (true) {
     if (batch_queue.empty()) {
-      if (committer_stop) return;
+      if (committer_stop) break;
       committer_idle = true;
       committer_cv.wait(lock, [&] { return committer_stop || !batch_queue.empty(); });
       committer_idle = false;
@@ -1143,29 +1160,63 @@ void PgStore::Impl::CommitLoop() {
     ++n_batches;
     n_batch_items += batch.size();
     WriteBatch(batch);
+    {
+      std::lock_guard<std::mutex> g(finish_mu);
+      finish_queue.push_back(std::move(batch));
+      if (finisher_idle) {
+        finisher_idle = false;
+        finisher_cv.notify_one();
+      }
+    }
+    lock.lock();
+  }
+  lock.unlock();
+  {
+    std::lock_guard<std::mutex> g(finish_mu);
+    finisher_stop = true;
+  }
+  finisher_cv.notify_one();
+}
+
+void PgStore::Impl::FinishLoop() {
+  pthread_setname_np(pthread_self(), "saga-committed");
+  std::vector<std::shared_ptr<Waiter>> wake;
+  std::unique_lock<std::mutex> flock(finish_mu);
+  while (true) {
+    if (finish_queue.empty()) {
+      if (finisher_stop) return;
+      finisher_idle = true;
+      finisher_cv.wait(flock, [&] { return finisher_stop || !finish_queue.empty(); });
+      finisher_idle = false;
+      continue;
+    }
+    std::vector<BatchItem*> batch = std::move(finish_queue.front());
+    finish_queue.pop_front();
+    flock.unlock();
     for (BatchItem* b : batch) {
       if (b->writes->after_commit && b->result.ok() && *b->result) b->writes->after_commit();
     }
     // The asynchronous items (this thread owns them), set apart before the
     // waiting callers are told: once told, theirs may be gone.
     std::vector<std::unique_ptr<BatchItem>> async;
-    lock.lock();
-    for (BatchItem* b : batch) {
-      if (b->on_done) {
-        async.emplace_back(b);
-        continue;
+    {
+      std::lock_guard<std::mutex> lock(batch_mu);
+      for (BatchItem* b : batch) {
+        if (b->on_done) {
+          async.emplace_back(b);
+          continue;
+        }
+        b->done = true;
+        if (std::find(wake.begin(), wake.end(), b->waiter) == wake.end()) wake.push_back(b->waiter);
       }
-      b->done = true;
-      if (std::find(wake.begin(), wake.end(), b->waiter) == wake.end()) wake.push_back(b->waiter);
     }
-    lock.unlock();
     for (const auto& w : wake) w->cv.notify_one();
     wake.clear();
     // The waiting callers first: the continuations of asynchronous ones
     // (whose callers do not wait) run after.
     for (auto& b : async) b->on_done(std::move(b->result));
     async.clear();
-    lock.lock();
+    flock.lock();
   }
 }
 
