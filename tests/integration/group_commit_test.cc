@@ -2,9 +2,13 @@
 // WriteIfVersion calls share statements and commits, yet each applies or
 // fails on its own, exactly as if it ran alone.
 #include <libpq-fe.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <barrier>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -348,6 +352,67 @@ TEST_F(GroupCommit, ManyWritesOfOneCallerShareAStatementAndEachAppliesOnItsOwn) 
   EXPECT_EQ(One("SELECT count(*) FROM timers"), "1");
   EXPECT_EQ(One(std::string(kEventCount) + " WHERE (ev->>0)::int = 2"), std::to_string(kExecutions))
       << "one event 2 per execution: the refused writes' events were not written";
+}
+
+// A written batch's continuations run on their own thread (saga-committed)
+// while the committer writes the next batch, and continuations run in the
+// order their batches were written. Execution 0's continuation is held
+// here (a real one must not block; this one stands for a slow one):
+// execution 1's write still reaches the table meanwhile, but its
+// continuation waits for execution 0's, and execution 2's for both.
+TEST_F(GroupCommit, TheNextBatchIsWrittenWhileTheLastOnesContinuationsRunInWriteOrder) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    const ExecutionRecord row = Row(i, saga::StrCat("pipelined", i));
+    ASSERT_TRUE(store_->CreateExecution(row, First(row.execution_id)).ok());
+    ids.push_back(row.execution_id);
+  }
+  std::vector<Writes> writes;
+  for (int i = 0; i < 3; ++i) writes.push_back(Next(ids[i], 1));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool held = false, release = false;
+  std::vector<int> order;
+  std::vector<std::string> threads;
+  auto done = [&](int i) {
+    return [&, i](absl::StatusOr<bool> r) {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      std::unique_lock<std::mutex> g(mu);
+      EXPECT_TRUE(r.ok() && *r) << i;
+      order.push_back(i);
+      threads.push_back(name);
+      if (i == 0) {
+        held = true;
+        cv.notify_all();
+        ASSERT_TRUE(cv.wait_for(g, std::chrono::seconds(30), [&] { return release; }));
+      }
+      cv.notify_all();
+    };
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  ASSERT_TRUE(store_->WriteIfVersionAsync(&ids[0], 1, &writes[0], done(0)));
+  {
+    std::unique_lock<std::mutex> g(mu);
+    ASSERT_TRUE(cv.wait_until(g, deadline, [&] { return held; }));
+  }
+  ASSERT_TRUE(store_->WriteIfVersionAsync(&ids[1], 1, &writes[1], done(1)));
+  // Written while execution 0's continuation is held (polled with a deadline).
+  while (One("SELECT version FROM executions WHERE execution_id = '" + ids[1] + "'") != "2") {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the next batch was not written";
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(store_->WriteIfVersionAsync(&ids[2], 1, &writes[2], done(2)));
+  {
+    std::unique_lock<std::mutex> g(mu);
+    EXPECT_EQ(order, std::vector<int>{0}) << "no continuation ran past the held one";
+    release = true;
+    cv.notify_all();
+    ASSERT_TRUE(cv.wait_until(g, deadline, [&] { return order.size() == 3; }));
+  }
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+  for (const std::string& t : threads) EXPECT_EQ(t, "saga-committed");
+  EXPECT_EQ(One("SELECT count(*) FROM executions WHERE version = 2"), "3");
 }
 
 TEST_F(GroupCommit, AWriteThatFailsDoesNotFailTheOthersWrittenWithIt) {

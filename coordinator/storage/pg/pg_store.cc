@@ -787,18 +787,21 @@ struct PgStore::Impl {
   void CommitLoop();
   // The finisher: runs a written batch's after_commit hooks, wakes its
   // waiting callers and runs its asynchronous items' continuations (push the
-  // tasks, answer the starts, ack the results), batch by batch in the order
-  // they were written, while the committer writes the next batch. (When the
-  // committer did this itself, its 0.35 ms per batch at 1,800 executions/s
-  // came on top of the ~1 ms statement every queued item waits for: the
-  // coordinator's part of the dispatch latency's p50 fell from 1.02-1.90 to
-  // 0.76-1.27 ms, for 0.04-0.06 ms more of PostgreSQL's CPU per execution
-  // from the smaller batches, alternating runs, README.)
+  // tasks, answer the starts, ack the results) while the committer writes
+  // the next batch. (When the committer did this itself, its ~0.35 ms per
+  // batch at 1,800 executions/s came on top of the ~1 ms statement every
+  // queued item waits for: the coordinator's part of the dispatch latency's
+  // p50 fell from 1.02-1.90 to 0.76-1.27 ms, for 0.04-0.06 ms more of
+  // PostgreSQL's CPU per execution from the smaller batches, alternating
+  // runs, README.) One written batch at a time: the committer hands over the
+  // next only once the finisher is done with the last. Unbounded, the
+  // finisher fell up to 11 batches behind in a burst while the committer
+  // wrote ever smaller ones, and the dispatch latency's p99 reached 20 and
+  // 113 ms in two full benchmark runs.
   void FinishLoop();
   std::mutex finish_mu;
-  std::deque<std::vector<BatchItem*>> finish_queue;
-  std::condition_variable finisher_cv;
-  bool finisher_idle = false;
+  std::condition_variable finish_cv;  // both threads wait on it
+  std::optional<std::vector<BatchItem*>> written;  // handed over, not yet finished
   bool finisher_stop = false;
   std::thread finisher;
   ~Impl() {
@@ -1161,13 +1164,11 @@ void PgStore::Impl::CommitLoop() {
     n_batch_items += batch.size();
     WriteBatch(batch);
     {
-      std::lock_guard<std::mutex> g(finish_mu);
-      finish_queue.push_back(std::move(batch));
-      if (finisher_idle) {
-        finisher_idle = false;
-        finisher_cv.notify_one();
-      }
+      std::unique_lock<std::mutex> g(finish_mu);
+      finish_cv.wait(g, [&] { return !written; });
+      written = std::move(batch);
     }
+    finish_cv.notify_all();
     lock.lock();
   }
   lock.unlock();
@@ -1175,24 +1176,20 @@ void PgStore::Impl::CommitLoop() {
     std::lock_guard<std::mutex> g(finish_mu);
     finisher_stop = true;
   }
-  finisher_cv.notify_one();
+  finish_cv.notify_all();
 }
 
 void PgStore::Impl::FinishLoop() {
   pthread_setname_np(pthread_self(), "saga-committed");
   std::vector<std::shared_ptr<Waiter>> wake;
-  std::unique_lock<std::mutex> flock(finish_mu);
   while (true) {
-    if (finish_queue.empty()) {
-      if (finisher_stop) return;
-      finisher_idle = true;
-      finisher_cv.wait(flock, [&] { return finisher_stop || !finish_queue.empty(); });
-      finisher_idle = false;
-      continue;
+    std::vector<BatchItem*> batch;
+    {
+      std::unique_lock<std::mutex> g(finish_mu);
+      finish_cv.wait(g, [&] { return finisher_stop || written; });
+      if (!written) return;  // stopped, and the committer has nothing more
+      batch = std::move(*written);  // stays set until finished
     }
-    std::vector<BatchItem*> batch = std::move(finish_queue.front());
-    finish_queue.pop_front();
-    flock.unlock();
     for (BatchItem* b : batch) {
       if (b->writes->after_commit && b->result.ok() && *b->result) b->writes->after_commit();
     }
@@ -1216,7 +1213,11 @@ void PgStore::Impl::FinishLoop() {
     // (whose callers do not wait) run after.
     for (auto& b : async) b->on_done(std::move(b->result));
     async.clear();
-    flock.lock();
+    {
+      std::lock_guard<std::mutex> g(finish_mu);
+      written.reset();
+    }
+    finish_cv.notify_all();  // the committer, if it waits to hand over
   }
 }
 
