@@ -25,6 +25,16 @@ absl::Status CurrentExceptionToStatus(std::string_view what_doing, bool* broken)
     return absl::AbortedError(saga::StrCat(what_doing, ": ", e.what()));
   } catch (const pqxx::sql_error& e) {
     const std::string state = e.sqlstate();
+    // No SQLSTATE: libpq's own error, not the server's. A statement outside
+    // a transaction block (pqxx::nontransaction) whose server goes away
+    // mid-way fails like this ("server closed the connection unexpectedly"),
+    // and it may or may not have committed: the caller retries, and what was
+    // applied refuses the retry (stale version or token).
+    if (state.empty()) {
+      *broken = true;
+      return absl::UnavailableError(
+          saga::StrCat(what_doing, ": connection lost, the statement may have been applied: ", e.what()));
+    }
     // Class 08 (connection exception), 57P (operator intervention: shutdown,
     // terminated backend), 53 (insufficient resources): the server or the
     // connection went away; retry later on a fresh connection.
