@@ -856,26 +856,26 @@ bool Coordinator::StartExecutionAsync(
     return true;
   }
   PendingStart* p = decided->get();
+  // Finishes the start, which it then owns, and answers.
+  auto finish = [this, done](PendingStart* q, const absl::Status& written) {
+    std::unique_ptr<PendingStart> owned(q);
+    done(FinishStart(*owned, written));
+  };
   const bool queued = store_->CreateExecutionAsync(
-      &p->row, &p->w, [this, p, done, run_blocking](absl::Status written) {
+      &p->row, &p->w, [p, finish, run_blocking](absl::Status written) {
         if (written.code() == absl::StatusCode::kAlreadyExists) {  // reads the row
-          run_blocking([this, p, done, written] {
-            std::unique_ptr<PendingStart> owned(p);
-            done(FinishStart(*owned, written));
-          });
+          run_blocking([p, finish, written] { finish(p, written); });
           return;
         }
-        std::unique_ptr<PendingStart> owned(p);
-        done(FinishStart(*owned, written));
+        finish(p, written);
       });
   if (queued) {
     (void)decided->release();  // the continuation owns it
     return true;
   }
   // Timers, say: a transaction of its own, on a thread that may wait.
-  run_blocking([this, p = decided->release(), done = std::move(done)] {
-    std::unique_ptr<PendingStart> owned(p);
-    done(FinishStart(*owned, store_->CreateExecution(owned->row, owned->w)));
+  run_blocking([this, p = decided->release(), finish] {
+    finish(p, store_->CreateExecution(p->row, p->w));
   });
   return true;
 }

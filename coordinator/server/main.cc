@@ -199,8 +199,7 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // The synchronous server (every unary RPC but StartExecution, which is on
-  // the callback API since the eighteenth session) keeps at most
-  // MAX_POLLERS idle threads: with the
+  // the callback API) keeps at most MAX_POLLERS idle threads: with the
   // default (2), every RPC that arrives while a few handlers wait for a group
   // commit starts a thread and every handler that returns ends one (about
   // 800 thread creations per second at 1,200 executions/s). Idle pollers cost

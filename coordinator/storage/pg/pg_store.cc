@@ -720,9 +720,9 @@ struct PgStore::Impl {
   // Group commit of batchable writes (Batchable): each caller queues its
   // item and waits for its result; one committer thread takes everything
   // queued (one item per execution) and writes it in one statement
-  // (BatchStatementSql), hands the written batch to the finisher thread and
-  // goes straight on with what queued meanwhile. A lone item is written at once, so nothing
-  // waits for a batch to fill. (Before, a caller led each batch and the
+  // (BatchStatementSql), hands the written batch to the finisher thread
+  // (FinishLoop) and goes straight on with what queued meanwhile. A lone
+  // item is written at once, so nothing waits for a batch to fill. (Before, a caller led each batch and the
   // next leader was a queued caller woken at the batch's end: at 1,000
   // starts/s that hand-over left PostgreSQL idle for a wake-up between
   // batches, and a batch took 2.1 ms from its statement's start to its
