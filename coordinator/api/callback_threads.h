@@ -36,11 +36,10 @@ class CallbackThreadLimit {
   int threads() const { return threads_; }  // callback threads found
   int held() const;                          // of them held
 
-  // The threads of this process named `name` (Linux: /proc/self/task).
-  static int CountThreads(const std::string& name);
-
  private:
   CallbackThreadLimit() = default;
+  // The threads of this process named `name` (Linux: /proc/self/task).
+  static int CountThreads(const std::string& name);
   struct Call;
   int threads_ = 0;
   mutable std::mutex mu_;
