@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <thread>
 
+#include <grpc/support/cpu.h>
 #include <grpcpp/grpcpp.h>
 
 #include "saga/v1/saga.grpc.pb.h"
@@ -38,7 +40,17 @@ int CallbackThreadLimit::CountThreads(const std::string& name) {
 
 std::unique_ptr<CallbackThreadLimit> CallbackThreadLimit::Apply(int keep) {
   std::unique_ptr<CallbackThreadLimit> limit(new CallbackThreadLimit);
-  limit->threads_ = CountThreads("nexting_thread");
+  // gRPC 1.51 starts Clamp(cores / 2, 2, 16) of them with the server, and
+  // each names itself once it runs: wait (2 s at most) until that many have
+  // their name, so that none starting late is left out and wakes with the
+  // one kept. Should a gRPC version start fewer, those found after the wait
+  // are counted; holding never takes more than there are less `keep`.
+  const int expected = std::clamp(static_cast<int>(gpr_cpu_num_cores()) / 2, 2, 16);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while ((limit->threads_ = CountThreads("nexting_thread")) < expected &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polled: nothing signals a start
+  }
   const int hold = limit->threads_ - std::max(1, keep);
   if (hold <= 0) return limit;
   // Nothing listens on the path; the deadline fails each call before it
