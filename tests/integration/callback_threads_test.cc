@@ -89,7 +89,8 @@ TEST_F(CallbackThreads, ZeroLeavesThemAllToGrpc) {
 }
 
 TEST_F(CallbackThreads, ABadCountIsRefusedNamingTheFlag) {
-  CoordinatorProcess c({"--database-url", dsn(), "--listen", "127.0.0.1:0", "--callback-threads", "-1"});
+  CoordinatorProcess c(
+      {"--database-url", dsn(), "--listen", "127.0.0.1:0", "--callback-threads", "-1"});
   EXPECT_EQ(c.WaitExit(seconds(10)), 1);
   EXPECT_THAT(c.Stderr(), HasSubstr("--callback-threads must be a number from 0"));
 }
